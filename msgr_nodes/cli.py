@@ -1,0 +1,161 @@
+"""The ``msgr-nodes`` command: a thin layer over the core.
+
+Exit status: 0 success; 1 bad graph, bad input or a failed node (one line per
+problem on stderr); 2 bad usage.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import GraphInvalid, MsgrError
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get("MSGR_NODES_CACHE"):
+        return Path(os.environ["MSGR_NODES_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "msgr-nodes"
+
+
+def _fail(lines) -> int:
+    for line in lines:
+        print(f"error: {line}", file=sys.stderr)
+    return 1
+
+
+def apply_settings(graph, settings: list[str]) -> None:
+    """Apply ``NODE.PARAM=VALUE`` strings; relative paths given here resolve against the current folder."""
+    for s in settings:
+        if "=" not in s or "." not in s.split("=", 1)[0]:
+            raise MsgrError(f"-s {s!r}: expected NODE.PARAM=VALUE, e.g. -s narrow.path=N.fits")
+        target, value = s.split("=", 1)
+        node_id, name = target.split(".", 1)
+        spec = graph.spec(node_id)
+        p = spec.param(name) if spec else None
+        if p is not None and p.kind == "path" and value:
+            value = str(Path(os.path.expanduser(value)).resolve())
+        graph.set(target, value, parse=True)
+
+
+def cmd_run(args) -> int:
+    from .executor import Executor
+    from .graph import Graph
+    from .progress import make_progress
+
+    graph = Graph.load(args.graph)
+    apply_settings(graph, args.set or [])
+    problems = graph.validate()
+    if problems:
+        return _fail(str(p) for p in problems)
+    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    labels = {nid: (n.label or nid) for nid, n in graph.nodes.items()}
+    with make_progress(labels) as progress:
+        ex = Executor(jobs=args.jobs, memory_bytes=0, cache_dir=cache_dir, on_event=progress)
+        result = ex.run(graph, args.output or None)
+    for nid, res in result.results.items():
+        for path in res.metadata.get("written", []):
+            print(path)
+    if result.cancelled:
+        return _fail(["the run was cancelled"])
+    if result.errors:
+        if args.debug:
+            for tb in result.tracebacks.values():
+                print(tb, file=sys.stderr)
+        return _fail(list(result.errors.values()) + list(result.skipped.values()))
+    print(f"done: {len(result.computed)} computed, {len(result.cached)} from cache, "
+          f"{result.seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .graph import Graph
+
+    graph = Graph.load(args.graph)
+    apply_settings(graph, args.set or [])
+    problems = graph.validate()
+    if problems:
+        return _fail(str(p) for p in problems)
+    print(f"{args.graph}: valid ({len(graph.nodes)} nodes, {len(graph.links)} links)")
+    return 0
+
+
+def cmd_nodes(args) -> int:
+    from .registry import default_registry
+
+    reg = default_registry()
+    for err in reg.load_errors:
+        print(f"warning: {err}", file=sys.stderr)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in reg], indent=2))
+        return 0
+    from .docs import node_reference_text
+    print(node_reference_text(reg))
+    return 0
+
+
+def cmd_gui(args) -> int:
+    try:
+        from .gui.app import main as gui_main
+    except ImportError as exc:
+        raise MsgrError(f"the editor needs dearpygui ({exc}): pip install 'msgr-nodes[gui]'") from None
+    return gui_main(args.graph)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="msgr-nodes", description="Node graphs for astronomical images.")
+    p.add_argument("--version", action="version", version=f"msgr-nodes {__version__}")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a graph file headless")
+    r.add_argument("graph", help="graph file (.json)")
+    r.add_argument("-s", "--set", action="append", metavar="NODE.PARAM=VALUE",
+                   help="set a parameter (repeatable); relative paths resolve against the current folder")
+    r.add_argument("-j", "--jobs", type=int, default=2, help="threads for independent branches (default 2)")
+    r.add_argument("-o", "--output", action="append", metavar="NODE",
+                   help="run only this node and what it needs (repeatable)")
+    c = r.add_mutually_exclusive_group()
+    c.add_argument("--cache-dir", type=Path, help=f"disk cache folder (default {default_cache_dir()})")
+    c.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("validate", help="check a graph file and list every problem")
+    v.add_argument("graph")
+    v.add_argument("-s", "--set", action="append", metavar="NODE.PARAM=VALUE")
+    v.set_defaults(func=cmd_validate)
+
+    n = sub.add_parser("nodes", help="list node types, their ports and parameters")
+    n.add_argument("--json", action="store_true", help="machine-readable output")
+    n.set_defaults(func=cmd_nodes)
+
+    gui = sub.add_parser("gui", help="open the visual editor")
+    gui.add_argument("graph", nargs="?", help="graph file to open")
+    gui.set_defaults(func=cmd_gui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except GraphInvalid as exc:
+        return _fail(str(p) for p in exc.problems)
+    except MsgrError as exc:
+        return _fail([str(exc)])
+    except KeyboardInterrupt:
+        return _fail(["interrupted"])
+    except Exception as exc:  # an internal error: one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        return _fail([f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

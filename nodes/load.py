@@ -1,0 +1,31 @@
+"""Load: read an image file (FITS, XISF, TIFF, PNG, JPEG)."""
+from msgr_nodes.io.formats import read_image
+from msgr_nodes.params import Param
+from msgr_nodes.spec import NodeSpec, Port
+
+
+def run(ctx, inputs, params):
+    img = read_image(params["path"], params["index"], params["nan_policy"])
+    if "replaced_nonfinite" in img.meta:
+        ctx.warn(f"replaced {img.meta['replaced_nonfinite']} NaN/infinite pixel(s) ({params['nan_policy']})")
+    ctx.metadata.update({"file": params["path"], "format": img.meta["format"], "size": img.describe(),
+                         "source_dtype": img.meta["source_dtype"], "scale": img.meta["scale"]})
+    return {"image": img}
+
+
+SPEC = NodeSpec(
+    type="Load", version=1, title="Load", category="Input/Output",
+    help="Read an image file: FITS (.fits/.fit/.fts/.fz), XISF, TIFF, PNG or JPEG. Integer samples "
+         "are scaled to [0, 1]; float samples keep their values. Headers and WCS travel with the image.",
+    run=run,
+    outputs=(Port("image", "image", "the image, float32 (C, H, W)"),),
+    params=(
+        Param("path", "path", "", "image file to read; relative paths resolve against the graph file's folder",
+              required=True, reads=True, extensions=(".fits", ".fit", ".fts", ".fz", ".xisf", ".tif",
+                                                     ".tiff", ".png", ".jpg", ".jpeg")),
+        Param("index", "int", -1, "FITS HDU or XISF/TIFF image index; -1 = the first image", min=-1, max=999,
+              advanced=True),
+        Param("nan_policy", "choice", "error", "what to do with NaN/infinite pixels: refuse the file, "
+              "replace them by 0, or by the channel's median", choices=("error", "zero", "median")),
+    ),
+)

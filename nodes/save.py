@@ -1,0 +1,37 @@
+"""Save: write an image file atomically, with its header, WCS and the graph that made it."""
+import os
+
+from msgr_nodes.errors import NodeError
+from msgr_nodes.io.formats import write_image
+from msgr_nodes.params import Param
+from msgr_nodes.spec import NodeSpec, Port
+
+
+def run(ctx, inputs, params):
+    path = params["path"]
+    if os.path.realpath(path) in ctx.input_paths:
+        raise NodeError(f"{path}: is an input of this graph; Save never writes over an input: choose another path")
+    written, fmt, depth = write_image(path, inputs["image"], params["format"], params["bit_depth"],
+                                      params["overwrite"], ctx.graph_json)
+    ctx.metadata.update({"written": [str(written)], "format": fmt, "bit_depth": depth})
+    return {"image": inputs["image"]}
+
+
+SPEC = NodeSpec(
+    type="Save", version=1, title="Save", category="Input/Output",
+    help="Write an image file (format from the extension or explicit). Writes atomically, refuses to "
+         "replace an existing file unless overwrite is set, and stores the producing graph in the file "
+         "(msgr-nodes extract-graph gives it back).",
+    run=run, cacheable=False,
+    inputs=(Port("image", "image", "the image to write"),),
+    outputs=(Port("image", "image", "the same image, passed through"),),
+    params=(
+        Param("path", "path", "", "file to write; relative paths resolve against the graph file's folder",
+              required=True, writes=True, extensions=(".fits", ".xisf", ".tif", ".png", ".jpg")),
+        Param("format", "choice", "auto", "file format; auto = from the extension",
+              choices=("auto", "fits", "xisf", "tiff", "png", "jpeg")),
+        Param("bit_depth", "choice", "auto", "sample format; auto = the source's where the format allows, "
+              "else float32 (PNG: uint16, JPEG: uint8)", choices=("auto", "float32", "uint16", "uint8")),
+        Param("overwrite", "bool", False, "replace an existing file"),
+    ),
+)

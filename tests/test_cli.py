@@ -1,0 +1,107 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from msgr_nodes.cli import main
+from msgr_nodes.graph import Graph
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def load_save(tmp_path, rng):
+    fits.writeto(tmp_path / "in.fits", rng.random((3, 40, 50), dtype=np.float32))
+    g = Graph(base_dir=tmp_path)
+    g.add_node("Load", "narrow", {"path": "in.fits"})
+    g.add_node("Save", "save", {"path": "out.fits"})
+    g.link("narrow", "image", "save", "image")
+    g.save(tmp_path / "g.json")
+    return tmp_path / "g.json"
+
+
+def test_run_writes_and_prints_the_output(load_save, tmp_path, capsys):
+    assert main(["run", str(load_save), "--cache-dir", str(tmp_path / "c")]) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(tmp_path / "out.fits")
+    assert "[save] done" in err
+    assert np.array_equal(fits.getdata(tmp_path / "out.fits"), fits.getdata(tmp_path / "in.fits"))
+
+
+def test_set_resolves_relative_paths_against_the_current_folder(load_save, tmp_path, monkeypatch, capsys):
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["run", str(load_save), "--no-cache", "-s", "save.path=result.tif"]) == 0
+    assert (tmp_path / "here" / "result.tif").is_file()
+
+
+def test_bad_graph_exits_1_with_one_line_per_problem(load_save, capsys):
+    rc = main(["validate", str(load_save), "-s", "save.format=bmp"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith("error: save.format: 'bmp' is not allowed")
+    assert "Traceback" not in err
+
+
+def test_failed_node_exits_1_without_traceback(load_save, tmp_path, capsys):
+    (tmp_path / "in.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    rc = main(["run", str(load_save), "--no-cache"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert lines[0].startswith("error: narrow (Load): ") and "in.fits" in lines[0]
+    assert "Traceback" not in err
+    assert not (tmp_path / "out.fits").exists()
+
+
+def test_missing_graph_file_exits_1(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.json")]) == 1
+    assert "no such graph file" in capsys.readouterr().err
+
+
+def test_bad_usage_exits_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["run"])
+    assert e.value.code == 2
+
+
+def test_nodes_json_lists_ports_parameters_and_help(capsys):
+    assert main(["nodes", "--json"]) == 0
+    specs = {s["type"]: s for s in json.loads(capsys.readouterr().out)}
+    load = specs["Load"]
+    assert load["outputs"][0]["type"] == "image"
+    path = next(p for p in load["params"] if p["name"] == "path")
+    assert path["kind"] == "path" and path["help"]
+
+
+def test_script_api_in_three_lines(load_save, tmp_path):
+    g = Graph.load(load_save)
+    g.set("save.path", str(tmp_path / "api.fits"))
+    assert g.run().ok and (tmp_path / "api.fits").is_file()
+
+
+@pytest.mark.slow
+def test_plain_pip_install_gives_command_nodes_and_graphs(tmp_path):
+    """`pip install .` (not editable) into a fresh venv: the command, the built-in nodes and graphs."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    # --no-deps: the dependencies come from the system site; we test what *our* wheel installs
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
+                   check=True, cwd=tmp_path, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    out = subprocess.run([str(venv / "bin" / "msgr-nodes"), "nodes", "--json"], capture_output=True,
+                         text=True, check=True, cwd=tmp_path)
+    types = {s["type"] for s in json.loads(out.stdout)}
+    assert {"Load", "Save"} <= types
+    code = ("import msgr_nodes, msgr_nodes.nodes, importlib.resources as r; "
+            "print(msgr_nodes.__file__); print(sorted(p.name for p in r.files('msgr_nodes.graphs').iterdir()))")
+    info = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert str(venv) in info.stdout.splitlines()[0]
+    site = next((venv / "lib").glob("python*/site-packages"))
+    assert not (site / "nodes").exists(), "a generic top-level 'nodes' package must not be installed"
+    assert (site / "msgr_nodes" / "nodes" / "load.py").is_file()
