@@ -99,6 +99,26 @@ def cmd_nodes(args) -> int:
     return 0
 
 
+def cmd_extract_graph(args) -> int:
+    from .graphfile import loads_graph
+    from .io.atomic import write_bytes_atomic
+    from .io.formats import read_graph_from_image
+
+    text = read_graph_from_image(args.image)
+    graph = loads_graph(text, source=f"graph stored in {args.image}")  # checks it is a graph file
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    if args.output.exists() and not args.overwrite:
+        raise MsgrError(f"{args.output}: already exists; pass --overwrite to replace it")
+    write_bytes_atomic(args.output, text.encode("utf-8"))
+    problems = graph.validate()
+    print(f"wrote {args.output} ({len(graph.nodes)} nodes"
+          + (f"; {len(problems)} validation problem(s): run msgr-nodes validate" if problems else "") + ")",
+          file=sys.stderr)
+    return 0
+
+
 def cmd_gui(args) -> int:
     try:
         from .gui.app import main as gui_main
@@ -133,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     n = sub.add_parser("nodes", help="list node types, their ports and parameters")
     n.add_argument("--json", action="store_true", help="machine-readable output")
     n.set_defaults(func=cmd_nodes)
+
+    x = sub.add_parser("extract-graph", help="get back the graph stored in an image msgr-nodes saved")
+    x.add_argument("image", help="an image written by msgr-nodes")
+    x.add_argument("-o", "--output", type=Path, help="graph file to write (default: print it)")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    x.set_defaults(func=cmd_extract_graph)
 
     gui = sub.add_parser("gui", help="open the visual editor")
     gui.add_argument("graph", nargs="?", help="graph file to open")

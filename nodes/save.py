@@ -4,6 +4,7 @@ import os
 from msgr_nodes.errors import NodeError
 from msgr_nodes.io.formats import write_image
 from msgr_nodes.params import Param
+from msgr_nodes.provenance import graph_for_output
 from msgr_nodes.spec import NodeSpec, Port
 
 
@@ -11,8 +12,9 @@ def run(ctx, inputs, params):
     path = params["path"]
     if os.path.realpath(path) in ctx.input_paths:
         raise NodeError(f"{path}: is an input of this graph; Save never writes over an input: choose another path")
+    provenance = graph_for_output(ctx.graph_json, ctx.node_id) if ctx.graph_json else None
     written, fmt, depth = write_image(path, inputs["image"], params["format"], params["bit_depth"],
-                                      params["overwrite"], ctx.graph_json)
+                                      params["overwrite"], provenance)
     ctx.metadata.update({"written": [str(written)], "format": fmt, "bit_depth": depth})
     return {"image": inputs["image"]}
 

@@ -28,3 +28,32 @@ def chain(reg):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_dir() -> Path:
+    """The steering repo's shared/ folder (beside the project in dev and in CI)."""
+    return Path(os.environ.get("MSGR_SHARED", ROOT.parent / "shared"))
+
+
+def make_pair(out: Path, *args: str) -> Path:
+    """Generate a narrow/wide pair with shared/data/make_pairs.py (real textures and Gaia stars)."""
+    script = shared_dir() / "data" / "make_pairs.py"
+    if not script.is_file():
+        pytest.skip(f"test data generator not found at {script} (set MSGR_SHARED)")
+    subprocess.run([sys.executable, str(script), "--out", str(out), *args], check=True,
+                   capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_pair(tmp_path_factory):
+    """A 400x300 narrow / 240x180 wide pair (rcw32, seed 2), generated once per test session."""
+    return make_pair(tmp_path_factory.mktemp("pair") / "rcw32", "--narrow-size", "400", "300", "--seed", "2")

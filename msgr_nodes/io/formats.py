@@ -109,6 +109,9 @@ def read_fits(path: Path, hdu: int = -1) -> tuple[np.ndarray, fits.Header, dict]
         except ImageFileError:
             raise
         except (OSError, ValueError, TypeError, IndexError, EOFError) as exc:
+            if _fits_truncated(path):
+                raise ImageFileError(f"{path}: the FITS file is truncated (shorter than its header "
+                                     f"says): copy or download it again") from None
             raise ImageFileError(f"{path}: not a readable FITS file ({exc})") from None
     for w in caught:
         text = str(w.message)
@@ -124,6 +127,18 @@ def read_fits(path: Path, hdu: int = -1) -> tuple[np.ndarray, fits.Header, dict]
     for key in ("BZERO", "BSCALE"):
         header.remove(key, ignore_missing=True)
     return _to_chw(data, path, False), header, meta
+
+
+def _fits_truncated(path: Path) -> bool:
+    """Whether the primary HDU's data would end past the end of the file."""
+    try:
+        header = fits.getheader(path)
+    except Exception:
+        return False
+    naxes = [header.get(f"NAXIS{i}", 0) for i in range(1, header.get("NAXIS", 0) + 1)]
+    data_bytes = abs(header.get("BITPIX", 8)) // 8 * int(np.prod(naxes)) if naxes else 0
+    header_bytes = -(-len(header.tostring()) // 2880) * 2880
+    return path.stat().st_size < header_bytes + data_bytes
 
 
 def _fits_graph(hdul) -> str | None:
@@ -317,8 +332,10 @@ def write_fits(tmp: Path, image: Image, bit_depth: str, graph_json: str | None, 
     header["MSGRVER"] = (_software(), "software that wrote this file")
     hdus = [fits.PrimaryHDU(arr, header=header)]  # astropy stores uint16 as int16 + BZERO 32768
     if compress:
-        hdus = [fits.PrimaryHDU(), fits.CompImageHDU(arr, header=header, compression_type="RICE_1"
-                                                     if bit_depth != "float32" else "GZIP_2")]
+        # floats: lossless GZIP_2 without quantisation (astropy quantises floats by default)
+        lossless = {"compression_type": "GZIP_2", "quantize_level": 0.0} if bit_depth == "float32" else {
+            "compression_type": "RICE_1"}
+        hdus = [fits.PrimaryHDU(), fits.CompImageHDU(arr, header=header, **lossless)]
     if graph_json:
         blob = np.frombuffer(graph_json.encode("utf-8"), dtype=np.uint8)
         ext = fits.ImageHDU(blob, name=PROVENANCE_EXT)
