@@ -1,0 +1,46 @@
+"""LinearFit: rescale the target to match the reference with a robust L1 line, per channel."""
+from msgr_nodes.errors import NodeError
+from msgr_nodes.ops.linear_fit import apply_fit, linear_fit
+from msgr_nodes.params import Param
+from msgr_nodes.spec import NodeSpec, Port
+
+
+def run(ctx, inputs, params):
+    ref, tgt = inputs["reference"], inputs["target"]
+    if params["reject_low"] >= params["reject_high"]:
+        raise NodeError("reject_low must be below reject_high")
+    mask = inputs.get("mask")
+    if mask is not None and mask.data.shape[1:] != ref.data.shape[1:]:
+        raise NodeError(f"mask is {mask.describe()} but the images are {ref.describe()}")
+    fits = linear_fit(ref.data, tgt.data, params["reject_low"], params["reject_high"],
+                      params["max_samples"], None if mask is None else mask.data[0] > 0.5,
+                      params["detail_sigma"] if params["fit_on"] == "detail" else 0.0)
+    for c, f in enumerate(fits):
+        ctx.progress((c + 1) / len(fits), f"channel {c}: a={f.a:.6g} b={f.b:.6g}")
+    ctx.metadata["channels"] = [{"a": f.a, "b": f.b, "adev": f.adev, "used": f.used, "samples": f.samples}
+                                for f in fits]
+    return {"image": tgt.derive(apply_fit(tgt.data, fits, params["truncate"]))}
+
+
+SPEC = NodeSpec(
+    type="LinearFit", version=1, title="LinearFit", category="Intensity",
+    help="Match the target to the reference: target' = a + b * target per channel, with a robust L1 "
+         "(least absolute deviation) line over pixels inside (reject_low, reject_high) in both images, "
+         "as PixInsight's LinearFit.",
+    run=run,
+    inputs=(Port("reference", "image", "the image to match (MSGR: the narrow image)"),
+            Port("target", "image", "the image to rescale (MSGR: the wide image), same size and colour"),
+            Port("mask", "mask", "optional: only pixels where the mask is > 0.5 are fitted", optional=True)),
+    outputs=(Port("image", "image", "the rescaled target"),),
+    params=(
+        Param("reject_low", "float", 0.0, "samples at or below this are not fitted", min=0.0, max=1.0),
+        Param("reject_high", "float", 0.92, "samples at or above this are not fitted", min=0.0, max=1.0),
+        Param("truncate", "bool", True, "clamp the result to [0, 1] as PixInsight does"),
+        Param("fit_on", "choice", "image", "image: fit the whole signal (PixInsight); detail: measure the "
+              "slope on fine detail (each image minus a blur), which gradients do not bias",
+              choices=("image", "detail")),
+        Param("detail_sigma", "float", 8.0, "blur radius for fit_on=detail", min=0.5, max=512, unit="px"),
+        Param("max_samples", "int", 1_000_000, "evenly spread samples used per channel", min=1000,
+              max=100_000_000, advanced=True),
+    ),
+)

@@ -1,0 +1,83 @@
+"""PixelMath: PixInsight's expression language on the node's named image inputs."""
+from msgr_nodes.errors import NodeError
+from msgr_nodes.ops.pixelmath import PixelMathError, compile_program, evaluate
+from msgr_nodes.params import Param
+from msgr_nodes.spec import NodeSpec, Port
+
+
+def _expressions(params):
+    if params["use_single_expression"]:
+        return [params["expression"]]
+    return [params["expression"], params["expression1"] or params["expression"],
+            params["expression2"] or params["expression"]]
+
+
+def _program(params):
+    return compile_program(_expressions(params), list(params["inputs"]), params["symbols"], params["target"])
+
+
+def check(params):
+    try:
+        _program(params)
+    except PixelMathError as exc:
+        return [f"expression: {exc}"]
+    return []
+
+
+def inputs_for(params):
+    return tuple(Port(name, "image", f"the image called {name} in the expression") for name in params["inputs"])
+
+
+def run(ctx, inputs, params):
+    program = _program(params)
+    images = {name: inputs[name].data for name in program.inputs}
+    try:
+        data, counters = evaluate(program, images, truncate=params["truncate"],
+                                  truncate_range=(params["truncate_lower"], params["truncate_upper"]),
+                                  rescale=params["rescale"],
+                                  rescale_range=(params["rescale_lower"], params["rescale_upper"]),
+                                  progress=lambda f: ctx.progress(f, "evaluating"))
+    except PixelMathError as exc:
+        raise NodeError(str(exc)) from None
+    if counters.divided_by_zero:
+        ctx.warn(f"{counters.divided_by_zero} pixel(s) divided by zero (result: the largest number, "
+                 f"as in PixInsight)")
+    if counters.out_of_domain:
+        ctx.warn(f"{counters.out_of_domain} pixel(s) outside a function's domain (sqrt/ln/log of "
+                 f"negative or zero values) were set to 0")
+    if counters.not_a_number:
+        ctx.warn(f"{counters.not_a_number} pixel(s) gave NaN and were set to 0")
+    ctx.metadata.update({"divided_by_zero": counters.divided_by_zero, "out_of_domain": counters.out_of_domain,
+                         "nan": counters.not_a_number})
+    target = inputs[program.target]
+    return {"image": target.derive(data, name=params.get("output_name") or target.name)}
+
+
+SPEC = NodeSpec(
+    type="PixelMath", version=1, title="PixelMath", category="Math",
+    help="PixInsight's PixelMath: an expression on the named input images, per channel (RGB/K, or "
+         "separate R, G, B). Statistics such as med(Wide) are per channel. Comments /* */ and // are "
+         "allowed, so expressions paste straight from PixInsight.",
+    run=run, inputs_for=inputs_for, check=check,
+    inputs=(Port("image", "image", "the image called image in the expression"),),
+    outputs=(Port("image", "image", "the result, with the target's header"),),
+    params=(
+        Param("expression", "text", "$T", "RGB/K expression (or the red one with separate expressions)"),
+        Param("inputs", "list", ["image"], "names of the input images as the expression uses them; "
+              "each becomes an input pin"),
+        Param("target", "str", "", "which input is $T (default: the first)"),
+        Param("use_single_expression", "bool", True, "one expression for every channel; off: "
+              "expression, expression1, expression2 give R, G, B"),
+        Param("expression1", "text", "", "green expression (separate expressions only)", advanced=True),
+        Param("expression2", "text", "", "blue expression (separate expressions only)", advanced=True),
+        Param("symbols", "str", "", "declared variables: 'a, b = 0.5'", advanced=True),
+        Param("truncate", "bool", True, "clamp the result to [truncate_lower, truncate_upper] (PixInsight's default)"),
+        Param("truncate_lower", "float", 0.0, "lower clamp", advanced=True),
+        Param("truncate_upper", "float", 1.0, "upper clamp", advanced=True),
+        Param("rescale", "bool", False, "map the result's [min, max] (all channels jointly) to the rescale range; "
+              "takes precedence over truncate"),
+        Param("rescale_lower", "float", 0.0, "rescale range low", advanced=True),
+        Param("rescale_upper", "float", 1.0, "rescale range high", advanced=True),
+        Param("output_name", "str", "", "name of the output image (default: the target's)", advanced=True),
+    ),
+)
