@@ -1,0 +1,112 @@
+"""MMT: the multiscale median transform; MSGR keeps only its large scales."""
+import warnings
+
+import numpy as np
+
+from msgr_nodes.errors import NodeError
+from msgr_nodes.ops import mmt
+from msgr_nodes.params import Param
+from msgr_nodes.spec import NodeSpec, Port
+
+
+def parse_enabled(text: str, n: int) -> set:
+    """'R' (residual only), '1-4' (high-pass), '5-8,R' ... -> {5, 6, 7, 8, 'R'}."""
+    out: set = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if part.upper() == "R":
+            out.add("R")
+        elif "-" in part:
+            lo, hi = part.split("-", 1)
+            if not (lo.isdigit() and hi.isdigit()) or int(lo) > int(hi):
+                raise ValueError(f"{part!r} is not a layer range such as 1-4")
+            out |= set(range(int(lo), int(hi) + 1))
+        elif part.isdigit():
+            out.add(int(part))
+        else:
+            raise ValueError(f"{part!r} is not a layer number, a range such as 1-4, or R")
+    bad = sorted(j for j in out if j != "R" and not 1 <= j <= n)
+    if bad:
+        raise ValueError(f"layer(s) {bad} do not exist: there are {n} detail layers (1-{n}) and R")
+    if not out:
+        raise ValueError("no layer is enabled")
+    return out
+
+
+def _enabled(params) -> set:
+    if params["remove_layers"] > 0:
+        K = params["remove_layers"]
+        if K > params["layers"]:
+            raise ValueError(f"remove_layers ({K}) is more than layers ({params['layers']})")
+        return set(range(K + 1, params["layers"] + 1)) | {"R"}
+    return parse_enabled(params["enabled"], params["layers"])
+
+
+def check(params):
+    try:
+        _enabled(params)
+    except ValueError as exc:
+        return [str(exc)]
+    if params["method"] == "pixinsight" and params["scaling"] == "linear":
+        return ["method pixinsight uses the dyadic sequence: set scaling to dyadic"]
+    return []
+
+
+def run(ctx, inputs, params):
+    img = inputs["image"]
+    try:
+        enabled = _enabled(params)
+    except ValueError as exc:
+        raise NodeError(str(exc)) from None
+    out = np.empty_like(img.data)
+    bounds = []
+    n_ch = img.channels
+    for c in range(n_ch):
+        info = mmt.MMTInfo()
+
+        def progress(f, msg, c=c):
+            ctx.progress((c + f) / n_ch, f"channel {c + 1}/{n_ch}: {msg}")
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", mmt.MMTWarning)
+            out[c] = mmt.layers(img.data[c], params["layers"], params["method"], params["scaling"],
+                                params["scale_delta"], params["structure"], progress, info, enabled)
+        for w in caught:
+            if c == 0:
+                ctx.warn(str(w.message))
+        bounds.append(info.error_bound)
+        ctx.metadata.setdefault("windows", info.windows)
+    if params["method"] == "accurate":
+        ctx.metadata["max_error_bound"] = max(bounds)
+    ctx.metadata["enabled"] = sorted(enabled, key=lambda j: (j == "R", j if j != "R" else 0))
+    return {"image": img.derive(out)}
+
+
+SPEC = NodeSpec(
+    type="MMT", version=1, title="MMT", category="Multiscale",
+    help="Multiscale Median Transform. With the first K detail layers removed (remove_layers) it returns "
+         "the K-th cascaded median smoothing: only structures larger than about 2^K px survive. MSGR "
+         "removes 8 layers (257 px windows) on large frames; use fewer on small frames (K with 2^K about "
+         "a fifth of the frame's short side).",
+    run=run, check=check,
+    inputs=(Port("image", "image", "the image to transform"),),
+    outputs=(Port("image", "image", "the sum of the enabled layers"),),
+    params=(
+        Param("remove_layers", "int", 8, "disable the first K detail layers and keep the rest with the "
+              "residual (PixInsight MMT with K layers unchecked); 0 = use 'enabled' instead", min=0, max=12),
+        Param("layers", "int", 8, "number of detail layers n (window of layer j: 2^j + 1 px, dyadic)",
+              min=1, max=12),
+        Param("enabled", "str", "R", "when remove_layers is 0: enabled layers, e.g. 'R' (residual), "
+              "'1-4' (high-pass), '5-8,R'"),
+        Param("method", "choice", "accurate", "exact: bit-equal to scipy's median chain (slow); accurate: "
+              "integer histograms, error <= 5e-4 x background; pixinsight: PixInsight's downsampling scheme; "
+              "preview: fast pyramid for tuning", choices=mmt.METHODS),
+        Param("scaling", "choice", "dyadic", "window sequence: dyadic (3, 5, 9, 17, ...) or linear",
+              choices=("dyadic", "linear")),
+        Param("scale_delta", "int", 1, "linear scaling: radius increment per layer", min=1, max=256,
+              unit="px", advanced=True),
+        Param("structure", "choice", "square", "structuring element: square, or circle (rounder, slower for "
+              "large windows)", choices=("square", "circle")),
+    ),
+)
