@@ -1,0 +1,211 @@
+"""Star detection (SEP) and classical star removal: masks that grow with flux, multiscale fill.
+
+Arrays: float32 (H, W) for one plane or (C, H, W) for an image; values nominally in [0, 1].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import MsgrError
+
+
+def luminance(data: np.ndarray) -> np.ndarray:
+    """A luminance proxy (C, H, W) -> (H, W): the channel mean."""
+    return data[0] if data.shape[0] == 1 else data.mean(axis=0, dtype=np.float32)
+
+
+@dataclass
+class Detection:
+    """Sources found in an image; columns are 1-D arrays of equal length, x/y are 0-based pixels."""
+
+    x: np.ndarray
+    y: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    theta: np.ndarray
+    flux: np.ndarray
+    peak: np.ndarray
+    npix: np.ndarray
+    segmentation: np.ndarray | None   # (H, W) int32 source ids (1-based), 0 = sky
+    background_rms: float
+
+    def __len__(self) -> int:
+        return int(self.x.size)
+
+    def brightest(self, n: int) -> "Detection":
+        order = np.argsort(-self.flux)[:n]
+        return Detection(*(getattr(self, f)[order] for f in ("x", "y", "a", "b", "theta", "flux", "peak", "npix")),
+                         self.segmentation, self.background_rms)
+
+    def to_dict(self) -> dict:
+        return {f: getattr(self, f).tolist() for f in ("x", "y", "a", "b", "theta", "flux", "peak", "npix")}
+
+
+def detect(plane: np.ndarray, sigma: float = 3.0, minarea: int = 5, mesh: int = 32,
+           segmentation: bool = False, max_sources: int = 300_000, refine: bool = True,
+           highpass: bool = False) -> Detection:
+    """Detect compact sources on one plane (H, W) with SEP, above a mesh background.
+
+    ``sigma`` is the detection threshold in units of the background RMS. Positions
+    are refined with SEP's windowed centroids (``refine``) for registration.
+    """
+    import sep
+
+    data = np.ascontiguousarray(plane, dtype=np.float32)
+    if highpass:
+        # structures larger than ~9 px (nebula, halos' outer parts) are removed first, so that stars on
+        # nebulosity are found as stars and not merged into one extended source
+        from .mmt import smooth
+
+        data = np.ascontiguousarray(data - smooth(data, 3, "accurate"))
+    bkg = sep.Background(data, bw=mesh, bh=mesh, fw=3, fh=3)
+    sub = data - bkg.back()
+    rms = float(bkg.globalrms) if bkg.globalrms > 0 else float(np.std(sub)) + 1e-12
+    sep.set_extract_pixstack(max(300_000, data.size // 2))
+    sep.set_sub_object_limit(4096)
+    try:
+        result = sep.extract(sub, sigma, err=rms, minarea=minarea, deblend_cont=0.005,
+                             segmentation_map=segmentation)
+    except Exception as exc:  # SEP reports buffer overflows on extremely crowded or flat data
+        raise MsgrError(f"star detection failed ({exc}); raise detection_sigma") from None
+    objs, seg = (result if segmentation else (result, None))
+    if len(objs) > max_sources:
+        keep = np.argsort(-objs["flux"])[:max_sources]
+        objs = objs[keep]
+    x, y = objs["x"].astype(np.float64), objs["y"].astype(np.float64)
+    if refine and len(objs):
+        sig = np.clip(2.0 / 2.355 * np.sqrt(objs["a"] * objs["b"]) * 2.355 / 2.0, 0.6, 8.0)
+        xw, yw, flag = sep.winpos(sub, x, y, sig)
+        good = (flag == 0) & np.isfinite(xw) & np.isfinite(yw) & (np.hypot(xw - x, yw - y) < 2.0)
+        x = np.where(good, xw, x)
+        y = np.where(good, yw, y)
+    return Detection(x, y, objs["a"].astype(np.float64), objs["b"].astype(np.float64),
+                     objs["theta"].astype(np.float64), objs["flux"].astype(np.float64),
+                     objs["peak"].astype(np.float64), objs["npix"].astype(np.int64),
+                     None if seg is None else seg.astype(np.int32), rms)
+
+
+def star_radii(det: Detection, stars: np.ndarray, k: float, growth: float, max_radius: float,
+               saturated: np.ndarray, beta: float = 3.0, depth: float = 0.5) -> np.ndarray:
+    """Mask radius of each star (px): where a Moffat profile of the star's flux falls to
+    ``depth`` x the background RMS (halos of bright stars reach far), at least k x its
+    shape; ``growth`` scales the flux-dependent part. Saturated stars get 1.5x."""
+    a = det.a[stars]
+    fwhm = 2.355 * max(float(np.median(det.a[stars])), 0.5)
+    alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    peak = np.maximum(det.flux[stars], 0.0) * (beta - 1.0) / (np.pi * alpha * alpha)
+    ratio = np.maximum(peak / (depth * det.background_rms), 1.0)
+    reach = alpha * np.sqrt(np.maximum(ratio ** (1.0 / beta) - 1.0, 0.0)) * growth + 1.5
+    r = np.maximum(reach, k * a)
+    r = np.where(saturated[stars], 1.5 * r, r)
+    return np.minimum(r, max_radius)
+
+
+def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: float = 1.0,
+              max_radius: float = 80.0, saturation: float = 0.95, plane: np.ndarray | None = None,
+              compact: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the stars in ``det``: (mask (H, W) bool, indices of the sources taken as stars).
+
+    Each star gets a disc of radius :func:`star_radii` (elliptical for elongated
+    stars), plus its own segmentation footprint dilated by 2 px. Extended sources
+    (a more than ``compact`` times the median a, and not saturated) are taken as
+    nebula and left alone.
+    """
+    import sep
+
+    h, w = shape
+    mask = np.zeros(shape, dtype=bool)
+    if len(det) == 0:
+        return mask, np.zeros(0, np.int64)
+    med_a = float(np.median(det.a))
+    if plane is None:
+        saturated = det.peak >= saturation
+    else:
+        saturated = plane[np.clip(det.y.round().astype(int), 0, h - 1),
+                          np.clip(det.x.round().astype(int), 0, w - 1)] >= saturation
+    stars = np.flatnonzero((det.a <= compact * med_a) | saturated)
+    if stars.size == 0:
+        return mask, stars
+    radius = star_radii(det, stars, k, growth, max_radius, saturated)
+    a, b = det.a[stars], det.b[stars]
+    m8 = np.zeros(shape, np.uint8)
+    # an ellipse with semi-axes (r, r b / a): r / a in units of the source's own shape
+    sep.mask_ellipse(m8, det.x[stars], det.y[stars], a, np.maximum(b, 0.3 * a), det.theta[stars],
+                     r=radius / np.maximum(a, 1e-3))
+    mask |= m8.astype(bool)
+    if det.segmentation is not None:
+        ids = np.zeros(len(det) + 1, bool)
+        ids[stars + 1] = True
+        seg = ids[np.clip(det.segmentation, 0, len(det))]
+        mask |= ndimage.binary_dilation(seg, iterations=2)
+    return mask, stars
+
+
+def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
+    h, w = a.shape
+    ph, pw = (-h) % f, (-w) % f
+    p = np.pad(a, ((0, ph), (0, pw)), mode="edge")
+    return p.reshape(p.shape[0] // f, f, p.shape[1] // f, f).sum(axis=(1, 3))
+
+
+def _upsample(small: np.ndarray, shape: tuple[int, int], f: int) -> np.ndarray:
+    from .mmt import _upsample_blocks
+    return _upsample_blocks(small.astype(np.float32), shape, f)
+
+
+def fill_masked(plane: np.ndarray, mask: np.ndarray, levels: int = 7, min_weight: float = 0.25) -> np.ndarray:
+    """Replace masked pixels of one plane (H, W) by the surrounding background.
+
+    Normalised convolution on a pyramid: at level l the unmasked pixels are averaged in
+    2^l blocks and blurred; a masked pixel takes the finest level where enough unmasked
+    pixels surround it, so small masks are filled locally and large ones from farther out.
+    Unmasked pixels are returned unchanged.
+    """
+    if not mask.any():
+        return plane.copy()
+    valid = (~mask).astype(np.float64)
+    value = np.where(mask, 0.0, plane.astype(np.float64))
+    out = plane.astype(np.float32).copy()
+    todo = mask.copy()
+    for level in range(levels + 1):
+        f = 2 ** level
+        if level == 0:
+            num, den = value, valid
+        else:
+            num, den = _block_sum(value, f), _block_sum(valid, f)
+        num = ndimage.gaussian_filter(num, 1.5, mode="reflect")
+        den = ndimage.gaussian_filter(den, 1.5, mode="reflect")
+        norm = den / (f * f)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            est = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
+        if level > 0:
+            est = _upsample(est, plane.shape, f)
+            norm = _upsample(norm, plane.shape, f)
+        ready = todo & (norm >= min_weight)
+        out[ready] = est[ready]
+        todo &= ~ready
+        if not todo.any():
+            break
+    if todo.any():
+        out[todo] = float(np.median(plane[~mask])) if (~mask).any() else 0.0
+    return out
+
+
+def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: float = 3.5, growth: float = 1.0,
+                 max_radius: float = 80.0, saturation: float = 0.95) -> tuple[np.ndarray, np.ndarray, int]:
+    """Classical star removal on an image (C, H, W): (starless (C, H, W), mask (H, W) bool, stars found).
+
+    Detection runs on the luminance; the same mask is filled in every channel.
+    """
+    lum = luminance(data)
+    det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=True)
+    mask, stars = star_mask(lum.shape, det, k, growth, max_radius, saturation, plane=lum)
+    if stars.size == 0:
+        return data.copy(), mask, 0
+    out = np.empty_like(data)
+    for c in range(data.shape[0]):
+        out[c] = fill_masked(data[c], mask)
+    return out, mask, int(stars.size)

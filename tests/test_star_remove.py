@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from msgr_nodes.errors import MsgrError
+from msgr_nodes.graph import Graph
+from msgr_nodes.image import Image
+from msgr_nodes.ops.stars import detect, remove_stars
+from msgr_nodes.spec import RunContext
+
+
+def _node(params=None):
+    g = Graph()
+    g.add_node("StarRemove", "sr", params or {})
+    spec = g.spec("sr")
+    return spec, spec.effective_params(g.nodes["sr"].params)
+
+
+def _truth(pair, name):
+    get = lambda s: fits.getdata(pair / f"{name}{s}.fits").astype(np.float32)  # noqa: E731
+    return get(""), get("_nebula"), get("_clean"), get("_gradient")
+
+
+@pytest.mark.parametrize("name, sky_e", [("narrow", 1000), ("wide", 900)])
+def test_removes_the_stars_of_a_real_field_and_leaves_the_sky(small_pair, name, sky_e):
+    img, neb, clean, grad = _truth(small_pair, name)
+    sky = sky_e / 65535
+    out, mask, found = remove_stars(img[None])
+    stars = clean - neb
+    left = (out[0] - neb - grad)[stars > 1e-3 * sky].sum() / stars.sum()
+    assert found > 50
+    assert abs(left) < 0.08
+    free = stars < 1e-3 * sky
+    assert abs((out[0] - img)[free].mean()) < 0.002 * sky
+    assert np.array_equal(out[0][~mask], img[~mask])  # outside the mask nothing changes
+
+
+def test_rgb_uses_one_mask_for_every_channel(small_pair):
+    img, *_ = _truth(small_pair, "narrow")
+    rgb = np.stack([img, img * 0.8, img * 0.6])
+    spec, params = _node()
+    ctx = RunContext("sr")
+    out = spec.run(ctx, {"image": Image(rgb)}, params)
+    assert out["image"].data.shape == (3,) + img.shape
+    changed = [np.any(out["image"].data[c] != rgb[c], axis=None) for c in range(3)]
+    assert all(changed)
+    mask = out["mask"].data[0] > 0
+    for c in range(3):
+        assert np.array_equal(out["image"].data[c][~mask], rgb[c][~mask])
+    assert np.allclose(out["stars"].data, np.clip(rgb - out["image"].data, 0, None))
+    assert ctx.metadata["stars"] > 50
+
+
+def test_saturated_star_gets_a_large_mask_and_is_removed(rng):
+    h, w = 200, 240
+    yy, xx = np.mgrid[0:h, 0:w]
+    sky = 0.05 + rng.normal(0, 0.002, (h, w))
+    r2 = (xx - 120.0) ** 2 + (yy - 100.0) ** 2
+    star = 3.0 * (1 + r2 / 9.0) ** -3.0  # Moffat, clipped at 1: a saturated core and a wide halo
+    faint = 0.02 * np.exp(-((xx - 40.0) ** 2 + (yy - 50.0) ** 2) / 2.0)
+    img = np.clip(sky + star + faint, 0, 1).astype(np.float32)[None]
+    out, mask, found = remove_stars(img)
+    assert found >= 2
+    assert mask[100, 120 + 10] and mask[100, 120 - 10]  # the halo is inside the mask
+    assert abs(float(out[0, 90:111, 110:131].mean()) - 0.05) < 0.005
+
+
+def test_image_without_stars_is_returned_unchanged(rng):
+    yy, xx = np.mgrid[0:120, 0:150]
+    img = (0.1 + 0.02 * xx / 150 + rng.normal(0, 0.001, (120, 150))).astype(np.float32)[None]
+    spec, params = _node()
+    ctx = RunContext("sr")
+    out = spec.run(ctx, {"image": Image(img)}, params)
+    assert np.array_equal(out["image"].data, img)
+    assert ctx.warnings == ["no stars found: the image is passed through unchanged"]
+
+
+def test_detection_positions_are_sub_pixel(rng):
+    h, w = 100, 100
+    yy, xx = np.mgrid[0:h, 0:w]
+    truth = [(30.3, 40.7), (70.6, 20.2), (55.5, 75.9)]
+    img = np.full((h, w), 0.05) + rng.normal(0, 0.001, (h, w))
+    for y, x in truth:
+        img += 0.5 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.3 ** 2))
+    det = detect(img.astype(np.float32))
+    for y, x in truth:
+        d = np.hypot(det.x - x, det.y - y).min()
+        assert d < 0.05
+
+
+def _tiny_model(path, fixed=None):
+    """An ONNX model that clips the image at 0.2: 'removes' everything brighter (made here, not downloaded)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    dims = [1, 1, fixed, fixed] if fixed else [1, 1, "h", "w"]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, dims)
+    cap = helper.make_tensor("cap", TensorProto.FLOAT, [], [0.2])
+    node = helper.make_node("Min", ["x", "cap"], ["y"])
+    graph = helper.make_graph([node], "clip", [x], [y], initializer=[cap])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("fixed", [None, 32])
+def test_onnx_backend_runs_a_local_model(tmp_path, rng, fixed):
+    pytest.importorskip("onnxruntime")
+    _tiny_model(tmp_path / "m.onnx", fixed)
+    img = rng.random((3, 70, 90), dtype=np.float32)
+    spec, params = _node({"backend": "onnx", "model_path": str(tmp_path / "m.onnx")})
+    out = spec.run(RunContext("sr"), {"image": Image(img)}, params)
+    assert np.allclose(out["image"].data, np.minimum(img, 0.2))
+
+
+def test_onnx_backend_errors_are_clear(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from msgr_nodes.ops.onnx_backend import remove_stars_onnx
+
+    with pytest.raises(MsgrError, match="no such ONNX model file"):
+        remove_stars_onnx(np.zeros((1, 8, 8), np.float32), str(tmp_path / "none.onnx"))
+    (tmp_path / "bad.onnx").write_bytes(b"garbage")
+    with pytest.raises(MsgrError, match="not a usable ONNX model"):
+        remove_stars_onnx(np.zeros((1, 8, 8), np.float32), str(tmp_path / "bad.onnx"))
+    g = Graph()
+    g.add_node("StarRemove", "sr", {"backend": "onnx"})
+    assert any("needs model_path" in str(p) for p in g.validate())
