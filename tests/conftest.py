@@ -57,3 +57,9 @@ def make_pair(out: Path, *args: str) -> Path:
 def small_pair(tmp_path_factory):
     """A 400x300 narrow / 240x180 wide pair (rcw32, seed 2), generated once per test session."""
     return make_pair(tmp_path_factory.mktemp("pair") / "rcw32", "--narrow-size", "400", "300", "--seed", "2")
+
+
+@pytest.fixture(scope="session")
+def medium_pair(tmp_path_factory):
+    """An 800x600 narrow / 480x360 wide pair (rcw32, seed 3): enough stars to register."""
+    return make_pair(tmp_path_factory.mktemp("pair") / "rcw32m", "--narrow-size", "800", "600", "--seed", "3")

@@ -54,7 +54,7 @@ def detect(plane: np.ndarray, sigma: float = 3.0, minarea: int = 5, mesh: int = 
     """
     import sep
 
-    data = np.ascontiguousarray(plane, dtype=np.float32)
+    data = np.require(plane, np.float32, ["C", "W"])  # SEP needs a writable buffer; Image data is read-only
     if highpass:
         # structures larger than ~9 px (nebula, halos' outer parts) are removed first, so that stars on
         # nebulosity are found as stars and not merged into one extended source

@@ -1,0 +1,371 @@
+"""Register a target image (wide field) onto a reference grid (narrow field).
+
+Coordinates are 0-based pixel (x = column, y = row) in the arrays' own order.
+Pipeline: an initial mapping reference -> target from both WCS headers, or, without
+them, by finding the narrow field in the wide one (astroalign on the reference binned
+to candidate scales, over tiles of the target, mirrored too); then star matching
+with a KD-tree, a projective model by RANSAC, and a smoothing thin-plate spline on
+the residuals with k-sigma rejection (an approximating spline, as StarAlignment
+uses). The map is evaluated on a coarse grid and interpolated; the target is
+resampled with a cubic kernel and clamped against ringing.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from ..errors import MsgrError
+from .stars import Detection, detect
+
+
+class RegistrationError(MsgrError):
+    """Registration failed; the message says what to change."""
+
+
+@dataclass
+class Registration:
+    """Reference pixel -> target pixel: a homography plus an optional thin-plate-spline correction."""
+
+    H: np.ndarray                              # 3x3, maps (x, y, 1) of the reference to the target
+    ref_shape: tuple[int, int]
+    tgt_shape: tuple[int, int]
+    tps_nodes: np.ndarray | None = None        # (m, 2) reference positions, normalised
+    tps_fit: object = None                     # scipy RBFInterpolator on normalised coords
+    norm: tuple[float, float, float] = (0.0, 0.0, 1.0)  # centre x, centre y, scale
+    stats: dict = field(default_factory=dict)
+
+    def projective(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = self.H[2, 0] * x + self.H[2, 1] * y + self.H[2, 2]
+        return ((self.H[0, 0] * x + self.H[0, 1] * y + self.H[0, 2]) / w,
+                (self.H[1, 0] * x + self.H[1, 1] * y + self.H[1, 2]) / w)
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u, v = self.projective(np.asarray(x, np.float64), np.asarray(y, np.float64))
+        if self.tps_fit is not None:
+            cx, cy, s = self.norm
+            pts = np.stack([(np.ravel(x) - cx) / s, (np.ravel(y) - cy) / s], axis=1)
+            d = self.tps_fit(pts)
+            u = u + d[:, 0].reshape(np.shape(u))
+            v = v + d[:, 1].reshape(np.shape(v))
+        return u, v
+
+    def to_dict(self) -> dict:
+        return {"kind": "projective+tps" if self.tps_fit is not None else "projective",
+                "H": self.H.tolist(), "reference_shape": list(self.ref_shape),
+                "target_shape": list(self.tgt_shape), "stats": self.stats}
+
+
+class WCSRegistration(Registration):
+    """The mapping through both WCS (SIP distortion included), used when too few stars match."""
+
+    def __init__(self, ref_header, tgt_header, H, ref_shape, tgt_shape, stats):
+        super().__init__(H, ref_shape, tgt_shape, stats=stats)
+        self._wr, self._wt = _celestial_wcs(ref_header), _celestial_wcs(tgt_header)
+
+    def __call__(self, x, y):
+        ra, dec = self._wr.all_pix2world(np.ravel(x), np.ravel(y), 0)
+        u, v = self._wt.all_world2pix(ra, dec, 0)
+        return u.reshape(np.shape(x)), v.reshape(np.shape(y))
+
+    def to_dict(self) -> dict:
+        return dict(super().to_dict(), kind="wcs")
+
+
+# ------------------------------------------------------------------ initial mapping
+def _celestial_wcs(header):
+    if header is None:
+        return None
+    from astropy.wcs import WCS, FITSFixedWarning
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            w = WCS(header, naxis=2)
+        except Exception:
+            return None
+    return w if w.has_celestial and w.wcs.ctype[0] else None
+
+
+def _fit_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    from skimage.transform import ProjectiveTransform
+
+    t = ProjectiveTransform.from_estimate(src, dst)
+    if not t:
+        raise RegistrationError("could not fit a projective transform to the matched stars")
+    return t.params
+
+
+def initial_from_wcs(ref_header, tgt_header, ref_shape, tgt_shape) -> np.ndarray | None:
+    """Homography reference -> target through the sky, from both WCS (SIP included); None without WCS."""
+    wr, wt = _celestial_wcs(ref_header), _celestial_wcs(tgt_header)
+    if wr is None or wt is None:
+        return None
+    h, w = ref_shape
+    gx, gy = np.meshgrid(np.linspace(0, w - 1, 12), np.linspace(0, h - 1, 12))
+    ra, dec = wr.all_pix2world(gx.ravel(), gy.ravel(), 0)
+    u, v = wt.all_world2pix(ra, dec, 0)
+    ok = np.isfinite(u) & np.isfinite(v)
+    if ok.sum() < 8:
+        return None
+    return _fit_homography(np.stack([gx.ravel(), gy.ravel()], 1)[ok], np.stack([u, v], 1)[ok])
+
+
+def triangle_invariants(points: np.ndarray, neighbours: int = 5) -> np.ndarray:
+    """Scale-, rotation- and mirror-invariant descriptors of a star list (n, 2): for every star and
+    its nearest neighbours, each triangle's side ratios (L2/L1, L3/L2) with L1 >= L2 >= L3."""
+    from itertools import combinations
+
+    if len(points) < 3:
+        return np.zeros((0, 2))
+    k = min(neighbours, len(points))
+    _, idx = cKDTree(points).query(points, k)
+    tris = {tuple(sorted(t)) for row in idx for t in combinations(row, 3)}
+    tri = np.array(sorted(tris))
+    p = points[tri]
+    sides = np.sort(np.stack([np.hypot(*(p[:, 0] - p[:, 1]).T), np.hypot(*(p[:, 1] - p[:, 2]).T),
+                              np.hypot(*(p[:, 0] - p[:, 2]).T)], 1), axis=1)[:, ::-1]
+    ok = sides[:, 1] > 0
+    return np.stack([sides[ok, 1] / sides[ok, 0], sides[ok, 2] / sides[ok, 1]], 1)
+
+
+def initial_by_search(ref_det: Detection, tgt_det: Detection, ref_shape, tgt_shape,
+                      ratios=(1.5, 2, 3, 4, 5, 6, 8), n_points: int = 50, candidates: int = 4,
+                      progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, dict]:
+    """Find the reference field inside the target without WCS.
+
+    Triangle invariants do not depend on scale, rotation or mirroring: the target is cut
+    into overlapping tiles sized for each candidate scale ratio, each tile is scored by how
+    many of its brightest stars' invariants agree with the reference's, and astroalign
+    fits the transform (direct and mirrored) on the best few tiles only."""
+    import astroalign as aa
+
+    h, w = ref_shape
+    th, tw = tgt_shape
+    ref_best = ref_det.brightest(n_points)
+    src0 = np.stack([ref_best.x, ref_best.y], 1)
+    ref_tree = cKDTree(triangle_invariants(src0))
+    tgt_xy = np.stack([tgt_det.x, tgt_det.y], 1)
+    order = np.argsort(-tgt_det.flux)
+    tiles = []
+    for ratio in ratios:
+        fh, fw = h / ratio, w / ratio
+        ty, tx = min(th, int(fh * 1.5) + 1), min(tw, int(fw * 1.5) + 1)
+        sy, sx = max(1, int(fh * 0.5)), max(1, int(fw * 0.5))
+        for y0 in sorted(set(list(range(0, max(th - ty, 0) + 1, sy)) + [max(th - ty, 0)])):
+            for x0 in sorted(set(list(range(0, max(tw - tx, 0) + 1, sx)) + [max(tw - tx, 0)])):
+                inside = order[(tgt_xy[order, 0] >= x0) & (tgt_xy[order, 0] < x0 + tx) &
+                               (tgt_xy[order, 1] >= y0) & (tgt_xy[order, 1] < y0 + ty)][:n_points]
+                if inside.size < 8:
+                    continue
+                inv = triangle_invariants(tgt_xy[inside])
+                votes = sum(len(m) > 0 for m in ref_tree.query_ball_point(inv, 0.01))
+                tiles.append((votes / max(len(inv), 1), ratio, inside))
+    tiles.sort(key=lambda t: -t[0])
+    best = None
+    for k, (_, ratio, inside) in enumerate(tiles[:candidates]):
+        for flip in (False, True):
+            if progress:
+                progress((2 * k + flip) / (2 * candidates), f"matching stars at scale 1/{ratio:g}")
+            src = src0.copy()
+            if flip:
+                src[:, 0] = (w - 1) - src[:, 0]
+            try:
+                T, (s_pts, _) = aa.find_transform(src, tgt_xy[inside], max_control_points=n_points)
+            except Exception:  # no consistent match on this tile
+                continue
+            if best is None or len(s_pts) > best[0]:
+                best = (len(s_pts), flip, T.params.copy())
+        if best is not None and best[0] >= 12:
+            break
+    if best is None or best[0] < 6:
+        raise RegistrationError("could not find the reference field in the target: no star pattern matched "
+                                "(check that both images show the same sky, lower detection_sigma, or add WCS "
+                                "by plate solving)")
+    n, flip, M = best
+    A = np.array([[-1.0 if flip else 1.0, 0, (w - 1.0) if flip else 0.0], [0, 1, 0], [0, 0, 1]])
+    return M @ A, {"search_matches": int(n), "mirrored": bool(flip)}
+
+
+# ------------------------------------------------------------------ refinement
+def _match(reg_fn, ref_xy: np.ndarray, tgt_xy: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    u, v = reg_fn(ref_xy[:, 0], ref_xy[:, 1])
+    tree = cKDTree(tgt_xy)
+    d, j = tree.query(np.stack([u, v], 1), distance_upper_bound=tol)
+    ok = np.isfinite(d)
+    i = np.flatnonzero(ok)
+    j = j[ok]
+    # one target star for one reference star: keep the closest pair
+    order = np.argsort(d[ok])
+    seen, keep = set(), []
+    for k in order:
+        if j[k] not in seen:
+            seen.add(j[k])
+            keep.append(k)
+    keep = np.array(sorted(keep), int)
+    return i[keep], j[keep]
+
+
+def refine(H0: np.ndarray, ref_det: Detection, tgt_det: Detection, ref_shape, tgt_shape, *,
+           tolerance: float = 4.0, smoothing: float = 0.005, distortion: bool = True, iterations: int = 6,
+           clip_sigma: float = 3.0, min_stars: int = 8) -> Registration:
+    """Projective model by RANSAC on matched stars, then a smoothing TPS on its residuals."""
+    from scipy.interpolate import RBFInterpolator
+    from skimage.measure import ransac
+    from skimage.transform import ProjectiveTransform
+
+    ref_xy = np.stack([ref_det.x, ref_det.y], 1)
+    tgt_xy = np.stack([tgt_det.x, tgt_det.y], 1)
+    reg = Registration(H0, ref_shape, tgt_shape)
+    i, j = _match(reg, ref_xy, tgt_xy, tolerance)
+    if i.size < min_stars:
+        raise RegistrationError(f"only {i.size} stars matched within {tolerance:g} target px (need {min_stars}): "
+                                f"the initial alignment is off; check the WCS headers, or lower detection_sigma")
+    # few stars cannot pin down a projective model's 8 parameters: use fewer then
+    from skimage.transform import AffineTransform, SimilarityTransform
+
+    kind = ProjectiveTransform if i.size >= 30 else AffineTransform if i.size >= 12 else SimilarityTransform
+    model, inliers = ransac((ref_xy[i], tgt_xy[j]), kind, min_samples=kind is SimilarityTransform and 2 or
+                            (3 if kind is AffineTransform else 4), residual_threshold=1.0, max_trials=2000, rng=0)
+    if model is None or inliers is None or inliers.sum() < min_stars:
+        raise RegistrationError("no consistent projective model among the matched stars")
+    reg = Registration(model.params, ref_shape, tgt_shape)
+    # re-match with the better model and a tighter tolerance
+    i, j = _match(reg, ref_xy, tgt_xy, min(tolerance, 2.0))
+    fit_model = (lambda p, q: _fit_homography(p, q)) if i.size >= 30 else (lambda p, q: kind.from_estimate(p, q).params)
+    H = fit_model(ref_xy[i], tgt_xy[j])
+    reg = Registration(H, ref_shape, tgt_shape)
+    keep = np.ones(i.size, bool)
+    h, w = ref_shape
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    s = math.hypot(cx, cy)
+    for _ in range(iterations):
+        p, q = ref_xy[i[keep]], tgt_xy[j[keep]]
+        H = fit_model(p, q)
+        reg = Registration(H, ref_shape, tgt_shape)
+        if distortion and keep.sum() >= 30:
+            u, v = reg.projective(p[:, 0], p[:, 1])
+            nodes = np.stack([(p[:, 0] - cx) / s, (p[:, 1] - cy) / s], 1)
+            fit = RBFInterpolator(nodes, np.stack([q[:, 0] - u, q[:, 1] - v], 1), kernel="thin_plate_spline",
+                                  smoothing=smoothing * keep.sum())
+            reg = Registration(H, ref_shape, tgt_shape, nodes, fit, (cx, cy, s))
+        u, v = reg(ref_xy[i, 0], ref_xy[i, 1])
+        res = np.hypot(u - tgt_xy[j, 0], v - tgt_xy[j, 1])
+        sigma = 1.4826 * np.median(np.abs(res[keep] - np.median(res[keep]))) + 1e-6
+        new_keep = res < np.median(res[keep]) + clip_sigma * max(sigma, 0.02)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    u, v = reg(ref_xy[i[keep], 0], ref_xy[i[keep], 1])
+    res = np.hypot(u - tgt_xy[j[keep], 0], v - tgt_xy[j[keep], 1])
+    scale = math.sqrt(abs(np.linalg.det(H[:2, :2])))
+    rotation = math.degrees(math.atan2(H[1, 0] - H[0, 1], H[0, 0] + H[1, 1]))
+    reg.stats = {"matched": int(i.size), "inliers": int(keep.sum()),
+                 "rms_target_px": float(np.sqrt(np.mean(res ** 2))), "peak_target_px": float(res.max()),
+                 "rms_reference_px": float(np.sqrt(np.mean(res ** 2)) / max(scale, 1e-9)),
+                 "scale_ratio": float(1.0 / max(scale, 1e-9)), "rotation_deg": float(rotation),
+                 "mirrored": bool(np.linalg.det(H[:2, :2]) < 0), "distortion": reg.tps_fit is not None}
+    return reg
+
+
+# ------------------------------------------------------------------ resampling
+def _axis_weights(n_out: int, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pos = np.interp(np.arange(n_out, dtype=np.float64), nodes, np.arange(nodes.size, dtype=np.float64))
+    i0 = np.minimum(np.floor(pos).astype(np.int64), nodes.size - 2)
+    return i0, i0 + 1, (pos - i0).astype(np.float32)
+
+
+def coordinate_maps(reg: Registration, step: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Target coordinates (map_x, map_y), float32 (H, W), of every reference pixel.
+
+    The map is evaluated on a grid every ``step`` px that reaches one node past every
+    border, and interpolated bilinearly (a TPS varies slowly; see spec/PERFORMANCE.md)."""
+    h, w = reg.ref_shape
+    xs = np.arange(-step, w + 2 * step, step, dtype=np.float64)
+    ys = np.arange(-step, h + 2 * step, step, dtype=np.float64)
+    gx, gy = np.meshgrid(xs, ys)
+    u, v = reg(gx.ravel(), gy.ravel())
+    u, v = u.reshape(gx.shape), v.reshape(gx.shape)
+    i0, i1, wy = _axis_weights(h, ys)
+    j0, j1, wx = _axis_weights(w, xs)
+    out = []
+    for g in (u.astype(np.float32), v.astype(np.float32)):
+        rows = g[i0] * (1 - wy)[:, None] + g[i1] * wy[:, None]
+        out.append(np.ascontiguousarray(rows[:, j0] * (1 - wx)[None, :] + rows[:, j1] * wx[None, :],
+                                        dtype=np.float32))
+    return out[0], out[1]
+
+
+def resample(plane: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, fill: float,
+             clamping: bool = True) -> np.ndarray:
+    """Sample one plane (h, w) at (map_x, map_y): Keys cubic (OpenCV), clamped to the range of the
+    neighbouring source pixels where ``clamping`` (no ringing around stars)."""
+    import cv2
+
+    src = np.ascontiguousarray(plane, dtype=np.float32)
+    out = cv2.remap(src, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=float(fill))
+    if clamping:
+        from scipy import ndimage
+
+        # the 3x3 neighbourhood of the nearest source pixel holds the 2x2 cell the cubic interpolates in
+        lo = cv2.remap(ndimage.minimum_filter(src, 3), map_x, map_y, cv2.INTER_NEAREST,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=float(fill))
+        hi = cv2.remap(ndimage.maximum_filter(src, 3), map_x, map_y, cv2.INTER_NEAREST,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=float(fill))
+        np.clip(out, np.minimum(lo, hi), np.maximum(lo, hi), out=out)
+    return out
+
+
+def footprint(map_x: np.ndarray, map_y: np.ndarray, tgt_shape: tuple[int, int]) -> np.ndarray:
+    """1 where the target covers the reference pixel, else 0 (float32 (H, W))."""
+    h, w = tgt_shape
+    return ((map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)).astype(np.float32)
+
+
+def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None, *, use_wcs: bool = True,
+             detection_sigma: float = 5.0, max_stars: int = 2000, min_stars: int = 20, tolerance: float = 4.0,
+             smoothing: float = 0.005, distortion: bool = True,
+             progress: Callable[[float, str], None] | None = None) -> Registration:
+    """Registration of target onto reference from their luminances (H, W) and (h, w)."""
+    say = progress or (lambda f, m: None)
+    say(0.05, "detecting stars")
+    ref_det = detect(ref, detection_sigma).brightest(max_stars)
+    tgt_det = detect(tgt, detection_sigma).brightest(max_stars)
+    H0 = initial_from_wcs(ref_header, tgt_header, ref.shape, tgt.shape) if use_wcs else None
+    for name, det in (("reference", ref_det), ("target", tgt_det)):
+        if len(det) < min_stars and H0 is None:
+            raise RegistrationError(f"found {len(det)} stars in the {name} image, need {min_stars}: lower "
+                                    f"detection_sigma (now {detection_sigma:g})")
+    info = {"initial": "wcs"} if H0 is not None else {}
+    if H0 is None:
+        H0, info = initial_by_search(ref_det, tgt_det, ref.shape, tgt.shape,
+                                     progress=lambda f, m: say(0.1 + 0.5 * f, m))
+        info["initial"] = "star search"
+    say(0.7, "matching stars")
+    try:
+        reg = refine(H0, ref_det, tgt_det, ref.shape, tgt.shape, tolerance=tolerance, smoothing=smoothing,
+                     distortion=distortion, min_stars=6)
+    except RegistrationError as exc:
+        if info.get("initial") != "wcs":
+            raise
+        reg = WCSRegistration(ref_header, tgt_header, H0, ref.shape, tgt.shape,
+                              {"refined": False, "warning": f"aligned from the WCS headers only: {exc}"})
+    reg.stats.update(info)
+    reg.stats.update({"stars_reference": len(ref_det), "stars_target": len(tgt_det)})
+    _check_fold(reg)
+    return reg
+
+
+def _check_fold(reg: Registration) -> None:
+    """Refuse a map that folds the image (the Jacobian changes sign over the frame)."""
+    mx, my = coordinate_maps(reg, step=max(8, min(reg.ref_shape) // 16))
+    sub = slice(None, None, max(1, min(reg.ref_shape) // 64))
+    gx, gy = np.gradient(mx[sub, sub]), np.gradient(my[sub, sub])
+    jac = gx[1] * gy[0] - gx[0] * gy[1]
+    if np.any(np.sign(jac) != np.sign(np.median(jac))):
+        raise RegistrationError("the fitted distortion would fold the image: too few or badly spread stars; "
+                                "raise smoothing or turn distortion off")

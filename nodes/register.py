@@ -1,0 +1,65 @@
+"""Register: resample a wide-field image onto the narrow frame (star alignment with distortion correction)."""
+import numpy as np
+
+from msgr_nodes.image import Image
+from msgr_nodes.ops import register as reg_ops
+from msgr_nodes.ops.stars import luminance
+from msgr_nodes.params import Param
+from msgr_nodes.spec import NodeSpec, Port
+
+
+def run(ctx, inputs, params):
+    ref, tgt = inputs["reference"], inputs["target"]
+    reg = reg_ops.register(luminance(ref.data), luminance(tgt.data), ref.header, tgt.header,
+                           use_wcs=params["use_wcs"], detection_sigma=params["detection_sigma"],
+                           max_stars=params["max_stars"], min_stars=params["min_stars"],
+                           tolerance=params["tolerance"], smoothing=params["smoothing"],
+                           distortion=params["distortion"], progress=ctx.progress)
+    ctx.progress(0.85, "resampling")
+    map_x, map_y = reg_ops.coordinate_maps(reg, params["grid_step"])
+    out = np.empty((tgt.channels,) + ref.data.shape[1:], np.float32)
+    for c in range(tgt.channels):
+        out[c] = reg_ops.resample(tgt.data[c], map_x, map_y, float(np.median(tgt.data[c])), params["clamping"])
+    cover = reg_ops.footprint(map_x, map_y, tgt.data.shape[1:])
+    covered = float(cover.mean())
+    if covered < 0.999:
+        ctx.warn(f"the target covers {100 * covered:.1f} % of the reference frame; the rest is filled with "
+                 f"the target's median (see the footprint output)")
+    stats = dict(reg.stats, covered=covered)
+    if "warning" in stats:
+        ctx.warn(stats["warning"])
+    ctx.metadata.update(stats)
+    if "inliers" in stats:
+        ctx.progress(1.0, f"{stats['inliers']} stars, rms {stats['rms_target_px']:.3f} target px")
+    header = ref.header.copy()  # the output lies on the reference grid, so the reference's WCS applies
+    return {"image": Image(out, header, tgt.name, dict(tgt.meta)),
+            "footprint": Image(cover, header.copy(), "footprint"),
+            "transform": reg.to_dict()}
+
+
+SPEC = NodeSpec(
+    type="Register", version=1, title="Register", category="Geometry",
+    help="Star alignment: resample the target (wide field) onto the reference (narrow field) grid. The "
+         "narrow field is found inside the wide one from both WCS headers or, without them, by a star "
+         "pattern search over scales 1-8, rotations and mirroring; then a projective model (RANSAC) and a "
+         "smoothing thin-plate spline correct the distortion.",
+    run=run,
+    inputs=(Port("reference", "image", "the frame to align to (MSGR: narrow)"),
+            Port("target", "image", "the image to resample (MSGR: wide, after ABE)")),
+    outputs=(Port("image", "image", "the target on the reference grid (target's colour)"),
+             Port("footprint", "mask", "1 where the target covers the reference frame"),
+             Port("transform", "transform", "the fitted mapping and its statistics")),
+    params=(
+        Param("use_wcs", "bool", True, "start from both images' WCS when present (plate-solved pairs)"),
+        Param("detection_sigma", "float", 5.0, "star detection threshold, in background RMS", min=1.5, max=100),
+        Param("max_stars", "int", 2000, "brightest stars used per image", min=20, max=20000),
+        Param("min_stars", "int", 20, "fewest stars needed in each image", min=4, max=1000),
+        Param("tolerance", "float", 4.0, "star matching radius", min=0.5, max=50, unit="target px"),
+        Param("distortion", "bool", True, "thin-plate-spline distortion correction on top of the projective model"),
+        Param("smoothing", "float", 0.005, "spline smoothing (0 = interpolating; larger = stiffer)", min=0, max=10),
+        Param("grid_step", "int", 16, "the map is evaluated every grid_step px and interpolated", min=2, max=256,
+              unit="px", advanced=True),
+        Param("clamping", "bool", True, "limit the cubic interpolation to the neighbouring pixels' range "
+              "(no ringing around stars)", advanced=True),
+    ),
+)
