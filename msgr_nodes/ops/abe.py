@@ -1,0 +1,229 @@
+"""Automatic background extraction: a robust 2-D surface fitted to sample boxes.
+
+In PixInsight's spirit (AutomaticBackgroundExtractor): the image is downsampled,
+sampled with a grid of boxes, pixels far from each box's median are rejected
+(``tolerance``), boxes that keep too few pixels are dropped (``min_box_fraction``),
+and a surface is fitted with iterative rejection of boxes that stand above it
+(more than ``deviation`` sigma of the box residuals) or below it (``unbalance`` x
+``deviation`` sigma), so stars,
+nebulae and bright structure do not bend the model. The surface is a Legendre
+polynomial on coordinates normalised to [-1, 1], or a smoothing thin-plate spline.
+
+Arrays: one plane (H, W) float32; values nominally in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.polynomial import legendre
+from scipy import ndimage
+
+from ..errors import MsgrError
+
+
+@dataclass
+class BoxSamples:
+    """Sample boxes on the downsampled plane: centres in full-resolution pixels, values, kept flags."""
+
+    x: np.ndarray
+    y: np.ndarray
+    value: np.ndarray
+    kept: np.ndarray
+
+
+@dataclass
+class ABEParams:
+    box_size: int = 5
+    box_separation: int = 5
+    downsample: float = 2.0
+    tolerance: float = 1.0
+    min_box_fraction: float = 0.05
+    deviation: float = 0.8
+    unbalance: float = 1.8
+    degree: int = 4
+    method: str = "polynomial"       # or "rbf"
+    smoothing: float = 10.0          # rbf: scipy's smoothing on coordinates normalised to [-1, 1]
+    use_brightness_limits: bool = False
+    min_background: float = 0.0
+    max_background: float = 1.0
+    iterations: int = 10
+
+
+def _downsample(plane: np.ndarray, f: float) -> np.ndarray:
+    if f <= 1:
+        return plane
+    k = int(round(f))
+    if abs(f - k) < 1e-6:
+        h, w = plane.shape[0] // k * k, plane.shape[1] // k * k
+        return plane[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+    return ndimage.zoom(ndimage.uniform_filter(plane, size=max(1, int(f))), 1.0 / f, order=1).astype(np.float32)
+
+
+def sample_boxes(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> BoxSamples:
+    """Box values with local rejection. ``mask`` (H, W): True = exclude those pixels."""
+    f = max(1.0, p.downsample)
+    small = _downsample(plane, f)
+    excl = None if mask is None else _downsample(mask.astype(np.float32), f) > 0.5
+    h, w = small.shape
+    b = max(1, int(p.box_size))
+    step = b + max(0, int(p.box_separation))
+    ys = np.arange(b // 2, h - b + 1, step)
+    xs = np.arange(b // 2, w - b + 1, step)
+    if ys.size == 0 or xs.size == 0:
+        raise MsgrError(f"the image ({plane.shape[1]}x{plane.shape[0]}) is too small for boxes of {b} px; "
+                        f"lower box_size or downsample")
+    # (ny, nx, b*b) block of every box
+    rows = small[ys[:, None] + np.arange(b)[None, :]]                      # (ny, b, w)
+    boxes = rows[:, :, xs[:, None] + np.arange(b)[None, :]]                # (ny, b, nx, b)
+    boxes = boxes.transpose(0, 2, 1, 3).reshape(ys.size, xs.size, b * b).astype(np.float64)
+    valid = np.ones(boxes.shape, bool)
+    if excl is not None:
+        er = excl[ys[:, None] + np.arange(b)[None, :]][:, :, xs[:, None] + np.arange(b)[None, :]]
+        valid &= ~er.transpose(0, 2, 1, 3).reshape(boxes.shape)
+    if p.use_brightness_limits:
+        valid &= (boxes >= p.min_background) & (boxes <= p.max_background)
+    masked = np.where(valid, boxes, np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(masked, axis=2)
+            sig = 1.4826 * np.nanmedian(np.abs(masked - med[..., None]), axis=2)
+    keep_px = valid & (np.abs(boxes - med[..., None]) <= p.tolerance * np.maximum(sig, 1e-12)[..., None] + 1e-12)
+    frac = keep_px.mean(axis=2)
+    value = np.where(keep_px, boxes, 0).sum(axis=2) / np.maximum(keep_px.sum(axis=2), 1)
+    kept = (frac >= p.min_box_fraction) & np.isfinite(med) & (keep_px.sum(axis=2) > 0)
+    cy = (ys + (b - 1) / 2 + 0.5) * (plane.shape[0] / h) - 0.5
+    cx = (xs + (b - 1) / 2 + 0.5) * (plane.shape[1] / w) - 0.5
+    gy, gx = np.meshgrid(cy, cx, indexing="ij")
+    return BoxSamples(gx.ravel(), gy.ravel(), value.ravel(), kept.ravel())
+
+
+def _norm(v: np.ndarray, n: int) -> np.ndarray:
+    return 2.0 * v / max(n - 1, 1) - 1.0
+
+
+def _terms(degree: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
+
+
+def _design(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
+    vx = legendre.legvander(_norm(x, shape[1]), degree)
+    vy = legendre.legvander(_norm(y, shape[0]), degree)
+    return np.stack([vx[:, i] * vy[:, j] for i, j in _terms(degree)], axis=1)
+
+
+class Surface:
+    """A fitted background surface; call it with the full-resolution shape to evaluate."""
+
+    def __init__(self, kind: str, shape: tuple[int, int], coef=None, degree: int = 0, rbf=None):
+        self.kind, self.shape, self.coef, self.degree, self.rbf = kind, shape, coef, degree, rbf
+
+    def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if self.kind == "polynomial":
+            return _design(x, y, self.shape, self.degree) @ self.coef
+        pts = np.stack([_norm(x, self.shape[1]), _norm(y, self.shape[0])], 1)
+        return self.rbf(pts)
+
+    def evaluate(self) -> np.ndarray:
+        """The surface at every pixel, float32 (H, W)."""
+        h, w = self.shape
+        if self.kind == "polynomial":
+            vx = legendre.legvander(_norm(np.arange(w, dtype=np.float64), w), self.degree)
+            vy = legendre.legvander(_norm(np.arange(h, dtype=np.float64), h), self.degree)
+            C = np.zeros((self.degree + 1, self.degree + 1))
+            for c, (i, j) in zip(self.coef, _terms(self.degree)):
+                C[j, i] = c
+            return (vy @ C @ vx.T).astype(np.float32)
+        # a thin-plate spline varies slowly: evaluate on a coarse grid and interpolate
+        gh, gw = min(h, 96), min(w, 128)
+        gy = np.linspace(0, h - 1, gh)
+        gx = np.linspace(0, w - 1, gw)
+        X, Y = np.meshgrid(gx, gy)
+        coarse = self.at(X.ravel(), Y.ravel()).reshape(gh, gw)
+        yy = np.linspace(0, gh - 1, h)
+        xx = np.linspace(0, gw - 1, w)
+        rows = ndimage.map_coordinates(coarse, np.meshgrid(yy, np.arange(gw), indexing="ij"), order=3, mode="nearest")
+        return ndimage.map_coordinates(rows, np.meshgrid(np.arange(h), xx, indexing="ij"), order=3,
+                                       mode="nearest").astype(np.float32)
+
+
+def _fit(kind: str, s: BoxSamples, sel: np.ndarray, shape, degree: int, smoothing: float) -> Surface:
+    x, y, v = s.x[sel], s.y[sel], s.value[sel]
+    if kind == "polynomial":
+        A = _design(x, y, shape, degree)
+        coef, *_ = np.linalg.lstsq(A, v, rcond=None)
+        return Surface("polynomial", shape, coef, degree)
+    from scipy.interpolate import RBFInterpolator
+
+    pts = np.stack([_norm(x, shape[1]), _norm(y, shape[0])], 1)
+    rbf = RBFInterpolator(pts, v, kernel="thin_plate_spline", smoothing=smoothing, degree=1)
+    return Surface("rbf", shape, rbf=rbf)
+
+
+def _thin(s: BoxSamples, sel: np.ndarray, max_boxes: int) -> np.ndarray:
+    idx = np.flatnonzero(sel)
+    if idx.size <= max_boxes:
+        return sel
+    keep = np.zeros_like(sel)
+    keep[idx[np.linspace(0, idx.size - 1, max_boxes).astype(int)]] = True
+    return keep
+
+
+def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> tuple[Surface, dict]:
+    """Fit the background of one plane (H, W). Returns the surface and statistics."""
+    s = sample_boxes(plane, p, mask)
+    n_terms = len(_terms(p.degree)) if p.method == "polynomial" else 10
+    sel = s.kept.copy()
+    total = s.kept.size
+    need = max(3 * n_terms, 12)
+    if sel.sum() < need:
+        raise MsgrError(f"{int(sel.sum())} of {total} boxes kept after local rejection, need {need}; raise "
+                        f"tolerance or lower min_box_fraction")
+    # raise the degree step by step, rejecting structure at each step: a gradient or a vignette is
+    # followed before it could be mistaken for structure, and a nebula is rejected before it can
+    # bend a flexible surface
+    stages = [("polynomial", d) for d in range(1, (p.degree if p.method == "polynomial" else 3) + 1)]
+    if p.method != "polynomial":
+        stages.append((p.method, 0))
+    surf = _fit("polynomial", s, sel, plane.shape, 1, 0)
+    for kind, degree in stages:
+        for it in range(max(2, p.iterations // len(stages))):
+            res = s.value - surf.at(s.x, s.y)
+            centre = float(np.median(res[sel]))
+            # the noise of sky boxes, from the dark side of the residuals (structure only adds light), over
+            # every usable box so that it does not shrink as boxes are rejected
+            dark = res[s.kept & (res <= centre)] - centre
+            sigma = float(np.sqrt(np.mean(dark ** 2))) + 1e-12 if dark.size >= 3 else 1e-12
+            new = s.kept & (res - centre <= p.deviation * sigma) & \
+                (res - centre >= -p.unbalance * p.deviation * sigma)
+            if new.sum() < need:
+                raise MsgrError(f"{int(new.sum())} of {total} boxes kept, need {need}: lower deviation rejects "
+                                f"too much; raise deviation or tolerance")
+            fit_sel = _thin(s, new, 1500) if kind == "rbf" else new
+            surf = _fit(kind, s, fit_sel, plane.shape, degree, p.smoothing)
+            stable = np.array_equal(new, sel)
+            sel = new
+            if stable:
+                break
+    res = s.value[sel] - surf.at(s.x[sel], s.y[sel])
+    return surf, {"boxes": int(total), "boxes_used": int(sel.sum()),
+                  "residual_rms": float(np.sqrt(np.mean(res ** 2)))}
+
+
+def correct(data: np.ndarray, models: np.ndarray, mode: str, normalize: bool) -> np.ndarray:
+    """Apply background models (C, H, W) to data (C, H, W): subtract or divide, per channel."""
+    out = np.empty_like(data, dtype=np.float32)
+    for c in range(data.shape[0]):
+        m = models[c]
+        ref = float(np.median(m))
+        if mode == "subtract":
+            out[c] = data[c] - m + (ref if normalize else 0.0)
+        elif mode == "divide":
+            safe = np.where(np.abs(m) > 1e-12, m, 1e-12)
+            out[c] = data[c] / safe * (ref if normalize else 1.0)
+        else:
+            out[c] = data[c]
+    return out

@@ -1,0 +1,71 @@
+"""ABE: automatic background extraction (robust polynomial or thin-plate surface on sample boxes)."""
+import numpy as np
+
+from msgr_nodes.image import Image
+from msgr_nodes.ops.abe import ABEParams, correct, fit_background
+from msgr_nodes.params import Param
+from msgr_nodes.spec import NodeSpec, Port
+
+
+def run(ctx, inputs, params):
+    img = inputs["image"]
+    mask = inputs.get("mask")
+    excl = None if mask is None else mask.data[0] > 0.5
+    p = ABEParams(box_size=params["box_size"], box_separation=params["box_separation"],
+                  downsample=params["downsample"], tolerance=params["tolerance"],
+                  min_box_fraction=params["min_box_fraction"], deviation=params["deviation"],
+                  unbalance=params["unbalance"], degree=params["degree"], method=params["method"],
+                  smoothing=params["smoothing"], use_brightness_limits=params["use_brightness_limits"],
+                  min_background=params["min_background"], max_background=params["max_background"])
+    models = np.empty_like(img.data)
+    stats = []
+    for c in range(img.channels):
+        surf, st = fit_background(img.data[c], p, excl)
+        models[c] = surf.evaluate()
+        stats.append(st)
+        ctx.progress((c + 1) / img.channels, f"channel {c + 1}: {st['boxes_used']} of {st['boxes']} boxes")
+    negative = int((models <= 0).sum())
+    if negative:
+        ctx.warn(f"the background model is zero or negative on {negative} pixel(s): lower the degree or "
+                 f"exclude the bright region with a mask")
+    out = correct(img.data, models, params["correction"], params["normalize"])
+    ctx.metadata["channels"] = stats
+    return {"image": img.derive(out), "model": Image(models, img.header.copy(), f"{img.name}_background")}
+
+
+SPEC = NodeSpec(
+    type="ABE", version=1, title="ABE", category="Background",
+    help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
+         "rejection, a robust Legendre polynomial (degree 1-6) or a smoothing thin-plate surface, then "
+         "subtract or divide. Good for simple gradients; complex ones are what MSGR is for.",
+    run=run,
+    inputs=(Port("image", "image", "the image to flatten"),
+            Port("mask", "mask", "optional: pixels > 0.5 are not sampled (e.g. a large nebula)", optional=True)),
+    outputs=(Port("image", "image", "the corrected image"), Port("model", "image", "the background model")),
+    params=(
+        Param("degree", "int", 4, "polynomial degree (PixInsight's function degree)", min=1, max=6),
+        Param("correction", "choice", "subtract", "how the model is removed: subtract (additive gradients: "
+              "light pollution), divide (multiplicative: vignetting), or none (model only)",
+              choices=("subtract", "divide", "none")),
+        Param("normalize", "bool", True, "keep the original background level (add back the model's median)"),
+        Param("method", "choice", "polynomial", "surface: polynomial, or rbf (a smoothing thin-plate spline "
+              "for gradients a polynomial cannot follow)", choices=("polynomial", "rbf")),
+        Param("smoothing", "float", 10.0, "rbf: stiffness of the surface (0 = through every box)", min=0.0,
+              max=10000.0),
+        Param("box_size", "int", 5, "sample box side, on the downsampled image", min=1, max=200, unit="px"),
+        Param("box_separation", "int", 5, "gap between boxes, on the downsampled image", min=0, max=500, unit="px"),
+        Param("downsample", "float", 2.0, "the model is computed on the image downsampled by this", min=1, max=16),
+        Param("tolerance", "float", 1.0, "local rejection: pixels further than this many sigma from their box's "
+              "median are ignored", min=0.1, max=10),
+        Param("min_box_fraction", "float", 0.05, "a box needs this fraction of its pixels after local rejection",
+              min=0.0, max=1.0),
+        Param("deviation", "float", 0.8, "global rejection: boxes more than deviation sigma above the model "
+              "are structure, not sky", min=0.05, max=20),
+        Param("unbalance", "float", 1.8, "dark boxes may lie unbalance times further below the model",
+              min=0.1, max=20),
+        Param("use_brightness_limits", "bool", False, "only sample pixels in [min_background, max_background]",
+              advanced=True),
+        Param("min_background", "float", 0.0, "lower brightness limit", min=0.0, max=1.0, advanced=True),
+        Param("max_background", "float", 1.0, "upper brightness limit", min=0.0, max=1.0, advanced=True),
+    ),
+)

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from msgr_nodes.errors import MsgrError
+from msgr_nodes.graph import Graph
+from msgr_nodes.image import Image
+from msgr_nodes.ops.abe import ABEParams, fit_background
+from msgr_nodes.spec import RunContext
+
+
+def _rms_pct(model, grad, sky):
+    e = model.astype(np.float64) - grad
+    e -= e.mean()
+    return 100 * np.sqrt(np.mean(e ** 2)) / sky
+
+
+def test_models_the_wide_gradient_of_a_real_field(medium_pair):
+    data = fits.getdata(medium_pair / "wide.fits").astype(np.float32)
+    grad = fits.getdata(medium_pair / "wide_gradient.fits").astype(np.float64)
+    sky = 900 / 65535
+    surf, st = fit_background(data, ABEParams(degree=2))
+    ours = _rms_pct(surf.evaluate(), grad, sky)
+    # the textbook baseline: least squares on every box, no rejection
+    plain, _ = fit_background(data, ABEParams(degree=2, tolerance=1e9, min_box_fraction=0, deviation=1e6,
+                                              unbalance=1))
+    assert ours < 1.2
+    assert ours <= 0.8 * _rms_pct(plain.evaluate(), grad, sky)
+    assert st["boxes_used"] < st["boxes"]  # nebula and star boxes were rejected
+
+
+def test_nebula_filling_a_third_of_the_frame_does_not_bend_the_model(rng):
+    h, w = 300, 400
+    yy, xx = np.mgrid[0:h, 0:w]
+    grad = 0.05 + 0.02 * xx / w - 0.01 * (yy / h) ** 2
+    nebula = 0.08 * np.exp(-(((xx - 130) / 90.0) ** 2 + ((yy - 150) / 80.0) ** 2))
+    img = (grad + nebula + rng.normal(0, 0.002, (h, w))).astype(np.float32)
+    surf, _ = fit_background(img, ABEParams(degree=2))
+    model = surf.evaluate()
+    err = model - grad
+    assert np.max(np.abs(err - err.mean())) < 0.004  # 0.08 of nebula, less than 5 % leaks into the model
+
+
+def test_rgb_node_subtracts_per_channel_and_returns_the_model(rng):
+    h, w = 200, 260
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 0.1 + 0.03 * xx / w + 0.02 * yy / h
+    rgb = np.stack([base, 0.5 * base, 2 * base]) + rng.normal(0, 0.001, (3, h, w))
+    g = Graph()
+    g.add_node("ABE", "abe", {"degree": 1})
+    spec = g.spec("abe")
+    ctx = RunContext("abe")
+    out = spec.run(ctx, {"image": Image(rgb.astype(np.float32))}, spec.effective_params(g.nodes["abe"].params))
+    corrected = out["image"].data
+    for c in range(3):
+        assert np.std(corrected[c]) < 0.0015  # flat after correction: only noise left
+        assert np.median(corrected[c]) == pytest.approx(np.median(rgb[c]), rel=0.02)  # normalize keeps the level
+    assert np.allclose(out["model"].data[0], base, atol=0.001)
+
+
+def test_too_few_boxes_is_a_clear_error(rng):
+    img = rng.random((60, 80)).astype(np.float32)
+    with pytest.raises(MsgrError, match=r"of \d+ boxes kept.*need"):
+        fit_background(img, ABEParams(degree=6, box_size=10, box_separation=10))
+
+
+def test_divide_and_rbf(rng):
+    h, w = 200, 260
+    yy, xx = np.mgrid[0:h, 0:w]
+    vignette = 1 - 0.3 * ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / (w * w / 4)
+    img = (0.2 * vignette + rng.normal(0, 0.001, (h, w))).astype(np.float32)
+    g = Graph()
+    g.add_node("ABE", "abe", {"correction": "divide", "method": "rbf", "smoothing": 0.1})
+    spec = g.spec("abe")
+    out = spec.run(RunContext("abe"), {"image": Image(img)}, spec.effective_params(g.nodes["abe"].params))
+    assert np.std(out["image"].data[0][20:-20, 20:-20]) < 0.003
