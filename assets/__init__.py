@@ -1,0 +1,1 @@
+"""Bundled sample data (package data): a small narrow/wide pair and its truth."""

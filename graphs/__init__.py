@@ -1,0 +1,1 @@
+"""Stock graph files (package data): msgr.json and msgr_additive.json."""

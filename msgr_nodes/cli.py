@@ -17,6 +17,7 @@ from .errors import GraphInvalid, MsgrError
 
 
 def default_cache_dir() -> Path:
+    """The disk cache folder: $MSGR_NODES_CACHE, else $XDG_CACHE_HOME/msgr-nodes or ~/.cache/msgr-nodes."""
     if os.environ.get("MSGR_NODES_CACHE"):
         return Path(os.environ["MSGR_NODES_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -44,6 +45,7 @@ def apply_settings(graph, settings: list[str]) -> None:
 
 
 def cmd_run(args) -> int:
+    """``msgr-nodes run``: validate, run with progress on stderr, print written files on stdout."""
     from .executor import Executor
     from .graph import Graph
     from .progress import make_progress
@@ -74,6 +76,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    """``msgr-nodes validate``: list every problem of a graph, one line each."""
     from .graph import Graph
 
     graph = Graph.load(args.graph)
@@ -86,6 +89,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_nodes(args) -> int:
+    """``msgr-nodes nodes``: the node reference, as text or JSON."""
     from .registry import default_registry
 
     reg = default_registry()
@@ -100,6 +104,7 @@ def cmd_nodes(args) -> int:
 
 
 def cmd_extract_graph(args) -> int:
+    """``msgr-nodes extract-graph``: write or print the graph stored in an image."""
     from .graphfile import loads_graph
     from .io.atomic import write_bytes_atomic
     from .io.formats import read_graph_from_image
@@ -119,7 +124,16 @@ def cmd_extract_graph(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    """``msgr-nodes demo``: the recommended graph on the bundled sample pair."""
+    from .demo import run_demo
+
+    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
+    return run_demo(args.out, args.jobs, cache)
+
+
 def cmd_gui(args) -> int:
+    """``msgr-nodes gui``: open the visual editor."""
     try:
         from .gui.app import main as gui_main
     except ImportError as exc:
@@ -128,6 +142,7 @@ def cmd_gui(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``msgr-nodes`` command."""
     p = argparse.ArgumentParser(prog="msgr-nodes", description="Node graphs for astronomical images.")
     p.add_argument("--version", action="version", version=f"msgr-nodes {__version__}")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
@@ -160,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     x.set_defaults(func=cmd_extract_graph)
 
+    d = sub.add_parser("demo", help="run the recommended MSGR graph on the bundled sample pair")
+    d.add_argument("--out", type=Path, default=Path("msgr-demo"), help="output folder (default ./msgr-demo)")
+    d.add_argument("-j", "--jobs", type=int, default=2)
+    dc = d.add_mutually_exclusive_group()
+    dc.add_argument("--cache-dir", type=Path, help="disk cache folder")
+    dc.add_argument("--no-cache", action="store_true", help="compute everything")
+    d.set_defaults(func=cmd_demo)
+
     gui = sub.add_parser("gui", help="open the visual editor")
     gui.add_argument("graph", nargs="?", help="graph file to open")
     gui.set_defaults(func=cmd_gui)
@@ -167,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the exit status (0 ok, 1 bad graph/input/failed node, 2 usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

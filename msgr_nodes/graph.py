@@ -192,7 +192,12 @@ class Graph:
         return g
 
     def resolve_path(self, value: str) -> str:
-        """A path parameter as an absolute path: ``~`` expanded, relative to ``base_dir``."""
+        """A path parameter as an absolute path: ``~`` expanded, relative to ``base_dir``.
+
+        A path that starts with a ``{source_...}`` placeholder is left for the node to fill in
+        (Save names outputs after the image's source file)."""
+        if value.startswith("{source_"):
+            return value
         p = Path(os.path.expanduser(value))
         return str(p if p.is_absolute() else (self.base_dir / p).resolve())
 
@@ -241,6 +246,8 @@ class Graph:
                     problems.append(Problem(nid, f"{node.type} has no parameter {name!r}; remove it "
                                                  f"(parameters: {', '.join(q.name for q in spec.params)})", name))
                     continue
+                if p.required and value in (None, ""):
+                    continue  # reported once below
                 try:
                     p.coerce(value)
                 except ValueError as exc:

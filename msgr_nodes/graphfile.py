@@ -53,6 +53,7 @@ def _format(value: Any, depth: int) -> str:
 
 
 def migrate(data: dict, source: str = "graph") -> dict:
+    """Bring a parsed graph file to the current format version, or raise FormatError."""
     version = data.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise FormatError(f"{source}: 'format_version' must be a whole number, got {version!r}")
@@ -123,6 +124,7 @@ def graph_from_dict(data: Any, registry: Registry | None = None,
 
 
 def graph_to_dict(g: Graph) -> dict:
+    """The file dict of a graph (known fields first, unknown ones kept)."""
     nodes = {}
     for nid, n in g.nodes.items():
         pos = [n.pos[0], n.pos[1]]
@@ -137,6 +139,7 @@ def graph_to_dict(g: Graph) -> dict:
 
 def loads_graph(text: str, registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
                 source: str = "graph") -> Graph:
+    """Parse graph-file text (JSON, no NaN/Infinity) into a Graph."""
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:

@@ -37,9 +37,9 @@ SPEC = NodeSpec(
         Param("reject_high", "float", 0.92, "samples at or above this are not fitted", min=0.0, max=1.0),
         Param("truncate", "bool", True, "clamp the result to [0, 1] as PixInsight does"),
         Param("fit_on", "choice", "image", "image: fit the whole signal (PixInsight); detail: measure the "
-              "slope on fine detail (each image minus a blur), which gradients do not bias",
+              "slope on fine detail (a band from detail_sigma/2 to 4 detail_sigma), which gradients do not bias",
               choices=("image", "detail")),
-        Param("detail_sigma", "float", 8.0, "blur radius for fit_on=detail", min=0.5, max=512, unit="px"),
+        Param("detail_sigma", "float", 8.0, "scale of the detail band for fit_on=detail", min=1.0, max=512, unit="px"),
         Param("max_samples", "int", 1_000_000, "evenly spread samples used per channel", min=1000,
               max=100_000_000, advanced=True),
     ),

@@ -34,7 +34,12 @@ def parse_enabled(text: str, n: int) -> set:
     return out
 
 
-def _enabled(params) -> set:
+def _enabled(params, shape=None) -> set:
+    if params["remove_layers"] < 0:  # automatic, from the frame size
+        from msgr_nodes.ops.gradient import auto_layers
+
+        K = auto_layers(shape) if shape is not None else 1
+        return set(range(K + 1, max(params["layers"], K) + 1)) | {"R"}
     if params["remove_layers"] > 0:
         K = params["remove_layers"]
         if K > params["layers"]:
@@ -56,9 +61,10 @@ def check(params):
 def run(ctx, inputs, params):
     img = inputs["image"]
     try:
-        enabled = _enabled(params)
+        enabled = _enabled(params, img.data.shape[1:])
     except ValueError as exc:
         raise NodeError(str(exc)) from None
+    n_layers = max([params["layers"]] + [j for j in enabled if j != "R"])
     out = np.empty_like(img.data)
     bounds = []
     n_ch = img.channels
@@ -70,7 +76,7 @@ def run(ctx, inputs, params):
 
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", mmt.MMTWarning)
-            out[c] = mmt.layers(img.data[c], params["layers"], params["method"], params["scaling"],
+            out[c] = mmt.layers(img.data[c], n_layers, params["method"], params["scaling"],
                                 params["scale_delta"], params["structure"], progress, info, enabled)
         for w in caught:
             if c == 0:
@@ -94,7 +100,8 @@ SPEC = NodeSpec(
     outputs=(Port("image", "image", "the sum of the enabled layers"),),
     params=(
         Param("remove_layers", "int", 8, "disable the first K detail layers and keep the rest with the "
-              "residual (PixInsight MMT with K layers unchecked); 0 = use 'enabled' instead", min=0, max=12),
+              "residual (PixInsight MMT with K layers unchecked); 0 = use 'enabled' instead; -1 = from the "
+              "frame size (2^K about a sixteenth of the short side: 8 at 4000 px, 6 at 1200 px)", min=-1, max=12),
         Param("layers", "int", 8, "number of detail layers n (window of layer j: 2^j + 1 px, dyadic)",
               min=1, max=12),
         Param("enabled", "str", "R", "when remove_layers is 0: enabled layers, e.g. 'R' (residual), "

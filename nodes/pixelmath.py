@@ -50,7 +50,17 @@ def run(ctx, inputs, params):
     ctx.metadata.update({"divided_by_zero": counters.divided_by_zero, "out_of_domain": counters.out_of_domain,
                          "nan": counters.not_a_number})
     target = inputs[program.target]
-    return {"image": target.derive(data, name=params.get("output_name") or target.name)}
+    out = target.derive(data, name=params.get("output_name") or target.name)
+    # msgr-nodes' own check cards (MSGR*) and their HISTORY travel from every input to the result
+    for name in program.inputs:
+        if name == program.target:
+            continue
+        for card in inputs[name].header.cards:
+            if card.keyword.startswith("MSGR") and card.keyword not in out.header:
+                out.header.append(card)
+            elif card.keyword == "HISTORY" and str(card.value).startswith("MSGR"):
+                out.header.add_history(card.value)
+    return {"image": out}
 
 
 SPEC = NodeSpec(

@@ -1,5 +1,6 @@
 """Save: write an image file atomically, with its header, WCS and the graph that made it."""
 import os
+from pathlib import Path
 
 from msgr_nodes.errors import NodeError
 from msgr_nodes.io.formats import write_image
@@ -8,8 +9,27 @@ from msgr_nodes.provenance import graph_for_output
 from msgr_nodes.spec import NodeSpec, Port
 
 
+PLACEHOLDERS = ("{source_dir}", "{source_stem}", "{source_name}")
+
+
+def expand(path: str, image) -> str:
+    """Fill {source_dir}, {source_stem}, {source_name} from the file the image was loaded from."""
+    if "{" not in path:
+        return path
+    source = image.meta.get("source")
+    if not source:
+        raise NodeError(f"path {path!r} names the image's source file, but this image was not loaded from a "
+                        f"file: set save.path to a file name")
+    src = Path(source)
+    stem = src.name[: -len(".fits.fz")] if src.name.lower().endswith(".fits.fz") else src.stem
+    try:
+        return path.format(source_dir=str(src.parent), source_stem=stem, source_name=src.name)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise NodeError(f"path {path!r}: unknown placeholder {exc}; use {', '.join(PLACEHOLDERS)}") from None
+
+
 def run(ctx, inputs, params):
-    path = params["path"]
+    path = expand(params["path"], inputs["image"])
     if os.path.realpath(path) in ctx.input_paths:
         raise NodeError(f"{path}: is an input of this graph; Save never writes over an input: choose another path")
     provenance = graph_for_output(ctx.graph_json, ctx.node_id) if ctx.graph_json else None
@@ -28,7 +48,8 @@ SPEC = NodeSpec(
     inputs=(Port("image", "image", "the image to write"),),
     outputs=(Port("image", "image", "the same image, passed through"),),
     params=(
-        Param("path", "path", "", "file to write; relative paths resolve against the graph file's folder",
+        Param("path", "path", "", "file to write; relative paths resolve against the graph file's folder; "
+              "{source_dir}, {source_stem} and {source_name} name it after the image's source file",
               required=True, writes=True, extensions=(".fits", ".xisf", ".tif", ".png", ".jpg")),
         Param("format", "choice", "auto", "file format; auto = from the extension",
               choices=("auto", "fits", "xisf", "tiff", "png", "jpeg")),

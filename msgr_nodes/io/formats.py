@@ -42,6 +42,7 @@ class ImageFileError(MsgrError):
 
 
 def format_of(path: str | os.PathLike, explicit: str = "auto") -> str:
+    """The format name of a path (from its extension), or the explicit one; unsupported types raise."""
     if explicit and explicit != "auto":
         return explicit
     name = str(path).lower()
@@ -91,6 +92,7 @@ def _check_readable(path: Path) -> None:
 
 # ---------------------------------------------------------------------------- readers
 def read_fits(path: Path, hdu: int = -1) -> tuple[np.ndarray, fits.Header, dict]:
+    """FITS (also .fz): (data (C, H, W) float32, header, meta); ``hdu`` -1 = the first image HDU."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -152,6 +154,7 @@ def _fits_graph(hdul) -> str | None:
 
 
 def read_xisf(path: Path, index: int = 0) -> tuple[np.ndarray, fits.Header, dict]:
+    """XISF: (data (C, H, W) float32, header from its FITS keywords, meta)."""
     from xisf import XISF
 
     try:
@@ -215,6 +218,7 @@ def _decode_sidecar(text: str | None) -> tuple[fits.Header, str | None]:
 
 
 def read_tiff(path: Path, index: int = 0) -> tuple[np.ndarray, fits.Header, dict]:
+    """TIFF: (data (C, H, W) float32 in FITS row order, header, meta)."""
     import tifffile
 
     try:
@@ -234,6 +238,7 @@ def read_tiff(path: Path, index: int = 0) -> tuple[np.ndarray, fits.Header, dict
 
 
 def read_png_jpeg(path: Path) -> tuple[np.ndarray, fits.Header, dict]:
+    """PNG (8/16-bit) or JPEG: (data (C, H, W) float32 in FITS row order, header, meta)."""
     from PIL import Image as PILImage
 
     fmt = format_of(path)
@@ -323,6 +328,7 @@ def _software() -> str:
 
 
 def write_fits(tmp: Path, image: Image, bit_depth: str, graph_json: str | None, compress: bool) -> None:
+    """Write FITS (tile-compressed when ``compress``) with the graph in a MSGRGRAF extension."""
     arr = _quantise(image.data, bit_depth)
     arr = arr[0] if arr.shape[0] == 1 else arr
     header = image.header.copy()
@@ -346,6 +352,7 @@ def write_fits(tmp: Path, image: Image, bit_depth: str, graph_json: str | None, 
 
 
 def write_xisf(tmp: Path, image: Image, bit_depth: str, graph_json: str | None) -> None:
+    """Write XISF with the header as FITS keywords and the graph as a property."""
     from xisf import XISF
 
     arr = np.ascontiguousarray(np.moveaxis(_quantise(image.data, bit_depth), 0, -1))
@@ -365,6 +372,7 @@ def write_xisf(tmp: Path, image: Image, bit_depth: str, graph_json: str | None) 
 
 
 def write_tiff(tmp: Path, image: Image, bit_depth: str, graph_json: str | None) -> None:
+    """Write TIFF (flipped to top-down rows) with header and graph in ImageDescription."""
     import tifffile
 
     arr = _quantise(image.data, bit_depth)[:, ::-1]
@@ -379,6 +387,7 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 
 
 def write_png_jpeg(tmp: Path, image: Image, fmt: str, bit_depth: str, graph_json: str | None) -> None:
+    """Write PNG (with an iTXt chunk holding header and graph) or JPEG."""
     arr = _quantise(image.data, bit_depth)[:, ::-1]
     arr = np.ascontiguousarray(np.moveaxis(arr, 0, -1) if arr.shape[0] == 3 else arr[0])
     if fmt == "jpeg":

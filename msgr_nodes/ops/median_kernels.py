@@ -189,7 +189,7 @@ def huang_median(codes: np.ndarray, radius: int, nbins: int, shape: str = "squar
     """Median of integer codes (2-D, values < nbins) over a square or circular window; reflect borders."""
     if not HAVE_NUMBA:  # pragma: no cover
         from scipy import ndimage
-        fp = _footprint(radius, shape)
+        fp = footprint(radius, shape)
         return ndimage.median_filter(codes, footprint=fp, mode="reflect")
     padded = pad_reflect(codes.astype(np.uint32, copy=False), radius)
     out = np.empty(codes.shape, np.uint32)
@@ -208,12 +208,11 @@ def ph_median(codes: np.ndarray, radius: int, bits: int) -> np.ndarray:
     return out
 
 
-def _footprint(radius: int, shape: str) -> np.ndarray:
+def footprint(radius: int, shape: str) -> np.ndarray:
+    """The boolean footprint (2r+1, 2r+1) of a square or circular window (as scipy's footprint=)."""
     hw = half_widths(radius, shape)
     fp = np.zeros((2 * radius + 1, 2 * radius + 1), bool)
     for i, w in enumerate(hw):
         fp[i, radius - w: radius + w + 1] = True
     return fp
 
-
-footprint = _footprint

@@ -1,0 +1,107 @@
+"""The additive gradient model of MSGR: what the narrow image has at large scales that the
+(registered, intensity-matched) wide image has not.
+
+Planes are float32 (H, W) of starless images on the same grid, values nominally in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .abe import ABEParams, fit_background
+from .linear_fit import bandpass, l1_line
+
+
+@dataclass
+class GradientResult:
+    model: np.ndarray            # (H, W) additive gradient, median 0
+    fitted: np.ndarray           # (H, W) a + b * wide
+    info: dict = field(default_factory=dict)
+
+
+def auto_layers(shape: tuple[int, int]) -> int:
+    """MMT layers to remove for a frame: 2^K about a sixteenth of the short side (K = 8 at 4000 px)."""
+    return int(min(9, max(3, round(math.log2(max(min(shape), 16) / 16)))))
+
+
+def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
+    h, w = plane.shape[0] // block * block, plane.shape[1] // block * block
+    b = plane[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
+    return np.median(b.reshape(h // block, w // block, -1), axis=2)
+
+
+def slopes(narrow: np.ndarray, wide: np.ndarray, detail_sigma: float = 8.0, block: int = 32,
+           reject_high: float = 0.92, max_samples: int = 500_000) -> dict:
+    """The wide -> narrow slope measured on fine detail and on large scales (block medians)."""
+    ok = (narrow > 0) & (narrow < reject_high) & (wide > 0) & (wide < reject_high)
+    idx = np.flatnonzero(ok.ravel())
+    if idx.size > max_samples:
+        idx = idx[np.linspace(0, idx.size - 1, max_samples).astype(np.int64)]
+    hn, hw = bandpass(narrow, detail_sigma).ravel()[idx], bandpass(wide, detail_sigma).ravel()[idx]
+    _, b_detail, _ = l1_line(hw.astype(np.float64), hn.astype(np.float64))
+    bn, bw = _block_medians(narrow, block).ravel(), _block_medians(wide, block).ravel()
+    _, b_large, _ = l1_line(bw.astype(np.float64), bn.astype(np.float64))
+    return {"b_detail": float(b_detail), "b_large": float(b_large)}
+
+
+def smooth_difference(diff: np.ndarray, method: str, layers: int, smoothing: float) -> np.ndarray:
+    """The large scales of a difference image: MMT c_K, or a smoothing thin-plate surface on box medians
+    (no mirrored-border bias)."""
+    if method == "mmt":
+        from .mmt import smooth
+        return smooth(diff, layers, "accurate")
+    box = max(4, 2 ** max(layers - 3, 2))
+    p = ABEParams(box_size=box, box_separation=0, downsample=1, tolerance=3.0, min_box_fraction=0.3,
+                  deviation=6.0, unbalance=1.0, method="rbf", smoothing=smoothing)
+    surf, _ = fit_background(diff, p)
+    return surf.evaluate()
+
+
+def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, method: str = "surface",
+                   smoothing: float = 0.1, detail_sigma: float = 8.0, slope_tolerance: float = 0.1,
+                   detail_threshold: float = 0.5) -> GradientResult:
+    """Additive gradient of ``narrow`` relative to ``wide``, with self-checks.
+
+    1. The slope b is measured on shared fine detail (a band-pass; gradients do not bias it) and,
+       for comparison, on large scales (block medians, which the gradients do bias).
+    2. The wide image explains the narrow one if the difference narrow - (a + b wide) keeps little
+       of the narrow's detail (band-pass RMS below ``detail_threshold`` x the narrow's) and b > 0.
+       If it does not, the model from the large-scale slope is used (the plain additive model,
+       as the recipe's LinearFit on large scales) when the wide image still explains part of the
+       detail (ratio below 1), and no model at all when it explains none: a reference unrelated
+       to the target must never be subtracted.
+    Each decision is reported in ``info["check"]``.
+    """
+    K = layers or auto_layers(narrow.shape)
+    s = slopes(narrow, wide, detail_sigma)
+    b = s["b_detail"]
+    info = dict(s, layers=K, method=method)
+    band_n = float(np.std(bandpass(narrow, detail_sigma)))
+
+    def detail_ratio(slope: float) -> float:
+        return float(np.std(bandpass(narrow - slope * wide, detail_sigma))) / max(band_n, 1e-12)
+
+    info["detail_ratio"] = detail_ratio(b)
+    info["slopes_agree"] = abs(s["b_detail"] - s["b_large"]) <= slope_tolerance * abs(s["b_detail"])
+    info["check"] = "passed"
+    if not (info["detail_ratio"] <= detail_threshold and b > 0):
+        ratio_large = detail_ratio(s["b_large"])
+        if min(info["detail_ratio"], ratio_large) >= 1.0 or s["b_large"] <= 0:
+            info.update(check=f"no correction: the wide image does not explain the narrow one's detail "
+                              f"(detail ratio {info['detail_ratio']:.2f}); nothing was subtracted",
+                        a=0.0, b=0.0)
+            zero = np.zeros(narrow.shape, np.float32)
+            return GradientResult(zero, zero.copy(), info)
+        b = s["b_large"]
+        info["check"] = (f"fallback: the wide image explains the narrow one's detail poorly (detail ratio "
+                         f"{info['detail_ratio']:.2f} > {detail_threshold}); used the large-scale slope "
+                         f"{b:.4f} instead of {s['b_detail']:.4f}")
+    a = float(np.median(narrow - b * wide))
+    diff = narrow - (a + b * wide)
+    model = smooth_difference(diff.astype(np.float32), method, K, smoothing)
+    model = model - np.float32(np.median(model))
+    info.update({"a": a, "b": b})
+    return GradientResult(model.astype(np.float32), (a + b * wide).astype(np.float32), info)

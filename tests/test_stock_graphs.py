@@ -1,0 +1,98 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from msgr_nodes.cli import main
+from msgr_nodes.demo import stock_graph
+from msgr_nodes.graph import Graph
+from msgr_nodes.ops.score import score
+
+ROOT = Path(__file__).resolve().parents[1]
+DESIGN_IDS = {"narrow", "wide", "abe", "star_align", "stars_narrow", "stars_wide", "mmt_narrow", "mmt_wide",
+              "linear_fit", "create_model", "mmt_model", "remove_model", "save", "save_model"}
+
+
+def _score(pair, path):
+    truth = json.loads((pair / "truth.json").read_text())
+    get = lambda n: fits.getdata(pair / f"narrow_{n}.fits").astype(np.float64)  # noqa: E731
+    img = fits.getdata(path).astype(np.float64)
+    return score(img, get("nebula"), get("clean"), get("gradient"), truth["narrow"]["sky_e"] / 65535)
+
+
+def test_recipe_graph_keeps_the_public_node_ids_and_expressions():
+    g = Graph.load(stock_graph("msgr.json"))
+    assert set(g.nodes) == DESIGN_IDS
+    assert g.get("create_model.expression").endswith("Narrow * med(Wide) / Wide")
+    assert g.get("remove_model.expression") == "$T * med(Model) / Model"
+    assert g.get("mmt_narrow.remove_layers") == 8 and g.get("mmt_model.remove_layers") == 9
+    assert all(n.label for n in g.nodes.values()) and g.meta["description"]
+    # only the two input paths are missing
+    assert sorted(str(p).split(":")[0] for p in g.validate()) == ["narrow.path", "wide.path"]
+
+
+def test_additive_graph_shares_the_ids_of_the_shared_nodes():
+    g = Graph.load(stock_graph("msgr_additive.json"))
+    assert {"narrow", "wide", "save", "save_model", "abe", "star_align", "stars_narrow", "stars_wide",
+            "remove_model"} <= set(g.nodes)
+
+
+@pytest.mark.parametrize("graph", ["msgr.json", "msgr_additive.json"])
+def test_stock_graphs_run_end_to_end_from_the_command_line(medium_pair, tmp_path, graph, capsys):
+    rc = main(["run", str(stock_graph(graph)), "-s", f"narrow.path={medium_pair / 'narrow.fits'}",
+               "-s", f"wide.path={medium_pair / 'wide.fits'}", "-s", f"save.path={tmp_path / 'out.fits'}",
+               "-s", f"save_model.path={tmp_path / 'model.fits'}", "--no-cache"])
+    assert rc == 0, capsys.readouterr().err
+    before = _score(medium_pair, medium_pair / "narrow.fits")
+    after = _score(medium_pair, tmp_path / "out.fits")
+    assert after["resid_rms"] < before["resid_rms"] / 2
+    if graph == "msgr_additive.json":
+        assert after["resid_rms"] < 1.0
+        assert fits.getheader(tmp_path / "out.fits")["MSGRCHK"] == "passed"
+
+
+def test_outputs_are_named_after_the_narrow_file(medium_pair, tmp_path):
+    for name in ("narrow.fits", "wide.fits"):
+        (tmp_path / name).write_bytes((medium_pair / name).read_bytes())
+    g = Graph.load(stock_graph("msgr_additive.json"))
+    g.set("narrow.path", str(tmp_path / "narrow.fits"))
+    g.set("wide.path", str(tmp_path / "wide.fits"))
+    assert g.run().ok
+    assert (tmp_path / "narrow_msgr.fits").is_file() and (tmp_path / "narrow_msgr_model.fits").is_file()
+
+
+def test_unrelated_wide_image_is_never_subtracted(medium_pair, tmp_path, rng):
+    """A 'wide' image of other sky: the self-check must refuse to subtract anything."""
+    wide = fits.getdata(medium_pair / "wide.fits").astype(np.float32)
+    hdr = fits.getheader(medium_pair / "wide.fits")
+    fits.writeto(tmp_path / "other.fits", np.ascontiguousarray(wide[::-1, ::-1]), hdr)
+    g = Graph.load(stock_graph("msgr_additive.json"))
+    g.set("narrow.path", str(medium_pair / "narrow.fits"))
+    g.set("wide.path", str(tmp_path / "other.fits"))
+    g.set("save.path", str(tmp_path / "out.fits"))
+    g.set("save_model.path", str(tmp_path / "model.fits"))
+    g.set("star_align.use_wcs", True)
+    res = g.run()
+    if not res.ok:  # the registration itself may refuse: that is a clear failure, not a worse image
+        assert any("star_align" in e for e in res.errors.values())
+        return
+    check = fits.getheader(tmp_path / "out.fits")["MSGRCHK"]
+    assert check != "passed"
+    before = _score(medium_pair, medium_pair / "narrow.fits")
+    after = _score(medium_pair, tmp_path / "out.fits")
+    assert after["resid_rms"] <= before["resid_rms"] * 1.05
+
+
+def test_demo_runs_on_the_bundled_sample(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--no-cache"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "d" / "narrow_msgr.fits").is_file()
+    png = tmp_path / "d" / "before_after.png"
+    from PIL import Image as PILImage
+    with PILImage.open(png) as im:
+        assert im.size == (3 * 1000 + 16, 750)
+    line = next(l for l in out.splitlines() if l.startswith("large-scale residual"))
+    after = float(line.split(",")[1].split()[0])
+    assert after < 1.0
