@@ -1,0 +1,103 @@
+"""Editor state and commands, without a window."""
+import pytest
+
+from msgr_nodes.demo import stock_graph
+from msgr_nodes.errors import MsgrError
+from msgr_nodes.executor import Event
+from msgr_nodes.gui.state import AddLink, EditorState, MoveNodes, RemoveLink, SetLabel, SetParam
+
+
+@pytest.fixture
+def st(tmp_path):
+    return EditorState(settings_dir=tmp_path / "settings")
+
+
+def test_every_edit_undoes_and_redoes(st):
+    before = st.graph.to_json()
+    a = st.add_node("Load", (10, 20), {"path": "n.fits"})
+    b = st.add_node("MMT", (300, 20))
+    st.apply(AddLink(a, "image", b, "image"))
+    st.apply(SetParam(b, "remove_layers", 5))
+    st.apply(MoveNodes({b: (400, 50)}))
+    st.apply(SetLabel(b, "Large scales"))
+    after = st.graph.to_json()
+    for _ in range(6):
+        st.undo()
+    assert st.graph.to_json() == before
+    for _ in range(6):
+        st.redo()
+    assert st.graph.to_json() == after
+    st.apply(RemoveLink(b, "image"))
+    assert st.graph.links == []
+    st.undo()
+    assert len(st.graph.links) == 1
+
+
+def test_invalid_link_is_refused_with_a_reason_and_changes_nothing(st):
+    a = st.add_node("Register", (0, 0))
+    b = st.add_node("MMT", (0, 0))
+    with pytest.raises(MsgrError, match="type mismatch: .*transform.*image"):
+        st.apply(AddLink(a, "transform", b, "image"))
+    assert st.graph.links == [] and len(st.undo_stack) == 2
+
+
+def test_bad_parameter_is_refused(st):
+    b = st.add_node("MMT", (0, 0))
+    with pytest.raises(MsgrError, match="out of range"):
+        st.apply(SetParam(b, "remove_layers", 99))
+    assert st.graph.get(f"{b}.remove_layers") == 8
+
+
+def test_delete_restores_node_order_and_links_on_undo(tmp_path):
+    st = EditorState.open(stock_graph("msgr.json"), settings_dir=tmp_path)
+    original = st.graph.to_json()
+    st.selection = ["linear_fit", "mmt_wide"]
+    st.delete_selection()
+    assert "linear_fit" not in st.graph.nodes
+    assert not any("linear_fit" in (l.src, l.dst) for l in st.graph.links)
+    st.undo()
+    assert st.graph.to_json() == original
+
+
+def test_copy_paste_and_duplicate_keep_inner_links(tmp_path):
+    st = EditorState.open(stock_graph("msgr.json"), settings_dir=tmp_path)
+    st.selection = ["mmt_narrow", "linear_fit"]
+    new = st.duplicate_selection()
+    assert sorted(new) == ["linear_fit_2", "mmt_narrow_2"]
+    assert any(l.src == "mmt_narrow_2" and l.dst == "linear_fit_2" for l in st.graph.links)
+    assert st.graph.node("mmt_narrow_2").pos[0] == st.graph.node("mmt_narrow").pos[0] + 40
+    st.undo()
+    assert "mmt_narrow_2" not in st.graph.nodes
+
+
+def test_open_and_save_is_byte_stable_and_tracks_recent_files(tmp_path):
+    src = tmp_path / "g.json"
+    src.write_bytes(stock_graph("msgr.json").read_bytes())
+    st = EditorState.open(src, settings_dir=tmp_path / "s")
+    assert not st.dirty
+    mtime = src.stat().st_mtime_ns
+    st.save()
+    assert src.stat().st_mtime_ns == mtime  # unchanged graph: file not rewritten
+    st.apply(MoveNodes({"narrow": (1, 2)}))
+    assert st.dirty
+    st.save(tmp_path / "copy.json")
+    assert not st.dirty and st.recent()[0] == str((tmp_path / "copy.json").resolve())
+
+
+def test_graph_with_problems_opens_and_lists_them_per_node(tmp_path):
+    st = EditorState.open(stock_graph("msgr.json"), settings_dir=tmp_path)
+    problems = st.problems_by_node()
+    assert set(problems) == {"narrow", "wide"}
+    assert "path" in problems["narrow"][0]
+
+
+def test_executor_events_drive_node_states_and_log(st):
+    a = st.add_node("Load", (0, 0))
+    st.mark_queued([a])
+    assert st.runs[a].state == "queued"
+    st.on_event(Event("started", a))
+    st.on_event(Event("progress", a, fraction=0.5, message="half"))
+    assert st.runs[a].state == "running" and st.runs[a].fraction == 0.5
+    st.on_event(Event("failed", a, message="no such file"))
+    assert st.runs[a].state == "failed" and st.runs[a].message == "no such file"
+    assert st.log[-1].endswith("failed: no such file")
