@@ -159,8 +159,13 @@ class DiskCache:
         total = 0
         for e in self.folder.glob("??/*/entry.json"):
             d = e.parent
-            size = sum(f.stat().st_size for f in d.iterdir())
-            entries.append((e.stat().st_mtime, size, d))
+            if d.name.startswith("."):  # an entry another thread or process is still writing
+                continue
+            try:
+                size = sum(f.stat().st_size for f in d.iterdir())
+                entries.append((e.stat().st_mtime, size, d))
+            except FileNotFoundError:  # removed meanwhile by another process's eviction
+                continue
             total += size
         for _, size, d in sorted(entries):
             if total <= self.max_bytes:

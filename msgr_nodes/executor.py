@@ -285,7 +285,10 @@ class Executor:
         if spec.cacheable:
             self.memory.put(key, res)
             if self.disk is not None:
-                self.disk.put(key, res, port_types)
+                try:
+                    self.disk.put(key, res, port_types)
+                except OSError as exc:  # a full or read-only cache must not lose a computed result
+                    self._emit(Event("warning", nid, message=f"not stored in the disk cache: {exc}"))
         self._emit(Event("finished", nid, seconds=seconds, cached=False))
         return res, False
 

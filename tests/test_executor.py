@@ -207,3 +207,23 @@ def test_non_image_values_are_disk_cached_as_json(reg, tmp_path):
     res = Executor(cache_dir=tmp_path).run(g)
     assert res.cached == ["st"] and res.output("st") == {"x": [1.0]}
     assert not list(tmp_path.rglob("*.pkl"))
+
+
+def test_concurrent_writes_to_the_disk_cache_never_fail_a_node(chain, tmp_path):
+    # two worker threads store entries while evicting: each sees the other's half-written folder
+    for i in range(25):
+        res = Executor(jobs=2, cache_dir=tmp_path / f"c{i}").run(chain)
+        assert res.ok, res.errors
+
+
+def test_a_failing_disk_cache_keeps_the_result_and_warns(chain, tmp_path, monkeypatch):
+    from msgr_nodes.cache import DiskCache
+
+    def full(self, *a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(DiskCache, "put", full)
+    events = []
+    res = Executor(cache_dir=tmp_path, on_event=events.append).run(chain)
+    assert res.ok and np.allclose(res.output("s2").data, 1.5)
+    assert any(e.kind == "warning" and "No space left" in e.message for e in events)
