@@ -105,3 +105,8 @@ def test_plain_pip_install_gives_command_nodes_and_graphs(tmp_path):
     site = next((venv / "lib").glob("python*/site-packages"))
     assert not (site / "nodes").exists(), "a generic top-level 'nodes' package must not be installed"
     assert (site / "msgr_nodes" / "nodes" / "load.py").is_file()
+    # the README's main command works from the plain install (sample data shipped as package data)
+    demo = subprocess.run([str(venv / "bin" / "msgr-nodes"), "demo", "--out", str(tmp_path / "demo"), "--no-cache"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr[-2000:]
+    assert (tmp_path / "demo" / "before_after.png").is_file()

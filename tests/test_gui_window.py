@@ -84,5 +84,7 @@ def test_run_colours_nodes_and_preview_shows_a_stretched_image(driven):
 def test_rerun_after_a_parameter_edit_uses_the_cache(driven):
     _, report = driven
     ids = report["run"]["ids"]
+    # the edit resets only the edited node's cone: the Load upstream stays shown as done
+    assert report["after_edit"][ids["good"]] == "done" and ids["mmt"] not in report["after_edit"]
     assert report["rerun"]["computed"] == [ids["mmt"]]
     assert report["rerun"]["cached"] == [ids["good"]]

@@ -117,3 +117,13 @@ def test_node_reports_progress_per_layer(rng):
     fractions = [kw["fraction"] for kind, kw in events if kind == "progress"]
     assert fractions == pytest.approx([1 / 3, 2 / 3, 1.0])
     assert "max_error_bound" in ctx.metadata
+
+
+def test_without_numba_the_same_results_come_from_scipy(rng, monkeypatch):
+    import msgr_nodes.ops.median_kernels as mk
+
+    img = _sky(rng, 60, 70)
+    want = {m: mmt.smooth(img, 4, m) for m in ("exact", "accurate")}
+    monkeypatch.setattr(mk, "HAVE_NUMBA", False)
+    for m, w in want.items():
+        assert np.array_equal(mmt.smooth(img, 4, m), w)

@@ -60,6 +60,7 @@ class EditorApp:
         self.log_len = 0
         self.texture = None
         self.last_result = None
+        self.run_keys: dict[str, str] = {}
 
     # ------------------------------------------------------------------ setup
     def build(self) -> None:
@@ -246,9 +247,23 @@ class EditorApp:
             self.set_status(str(exc))
             self.state.log.append(f"refused: {exc}")
             return False
-        self.state.runs.clear()
+        self._forget_stale_runs()
         self.rebuild_canvas()
         return True
+
+    def _current_keys(self) -> dict[str, str]:
+        try:
+            return self.executor.keys(self.state.graph)
+        except Exception:  # an invalid graph has no keys; every state is stale then
+            return {}
+
+    def _forget_stale_runs(self) -> None:
+        """After an edit only the nodes whose cache key changed (the edited node and its downstream
+        cone) lose their run state; the rest stay shown as done or cached."""
+        keys = self._current_keys()
+        for nid in list(self.state.runs):
+            if keys.get(nid) is None or keys.get(nid) != self.run_keys.get(nid):
+                del self.state.runs[nid]
 
     def _on_link(self, sender, app_data) -> None:
         a, b = app_data
@@ -307,10 +322,12 @@ class EditorApp:
 
     def undo(self) -> None:
         if self.state.undo():
+            self._forget_stale_runs()
             self.rebuild_canvas()
 
     def redo(self) -> None:
         if self.state.redo():
+            self._forget_stale_runs()
             self.rebuild_canvas()
 
     def set_param(self, nid: str, name: str, value) -> None:
@@ -358,6 +375,14 @@ class EditorApp:
             dpg.add_text("\n".join(problems), parent="inspector", color=(255, 120, 80), wrap=390,
                          tag=f"pm_errors_{nid}")
 
+    def _commit_on_release(self, widget, nid, name, convert=lambda v: v) -> None:
+        """Apply a text or number field when its editing ends (not on every keystroke or drag step)."""
+        with dpg.item_handler_registry() as handlers:
+            dpg.add_item_deactivated_after_edit_handler(
+                callback=lambda s, a, u: self.set_param(u[0], u[1], convert(dpg.get_value(u[2]))),
+                user_data=(nid, name, widget))
+        dpg.bind_item_handler_registry(widget, handlers)
+
     def _param_widget(self, nid, p, value, parent) -> None:
         cb = (lambda s, a, u: self.set_param(u[0], u[1], a))
         ud = (nid, p.name)
@@ -369,25 +394,27 @@ class EditorApp:
                               parent=parent, width=200)
         elif p.kind == "int":
             kw = {k: v for k, v in (("min_value", p.min), ("max_value", p.max)) if v is not None}
-            w = dpg.add_input_int(label=p.name, default_value=int(value), callback=cb, user_data=ud, parent=parent,
-                                  on_enter=True, width=200, min_clamped=p.min is not None,
-                                  max_clamped=p.max is not None, **{k: int(v) for k, v in kw.items()})
+            w = dpg.add_input_int(label=p.name, default_value=int(value), parent=parent, width=200,
+                                  min_clamped=p.min is not None, max_clamped=p.max is not None,
+                                  **{k: int(v) for k, v in kw.items()})
+            self._commit_on_release(w, nid, p.name)
         elif p.kind == "float":
             kw = {k: v for k, v in (("min_value", p.min), ("max_value", p.max)) if v is not None}
-            w = dpg.add_drag_float(label=p.name, default_value=float(value), callback=cb, user_data=ud,
-                                   parent=parent, width=200, speed=max(abs(float(value)) * 0.01, 1e-3),
-                                   clamped=bool(kw), **{k: float(v) for k, v in kw.items()})
+            w = dpg.add_drag_float(label=p.name, default_value=float(value), parent=parent, width=200,
+                                   speed=max(abs(float(value)) * 0.01, 1e-3), clamped=bool(kw),
+                                   **{k: float(v) for k, v in kw.items()})
+            self._commit_on_release(w, nid, p.name)
         elif p.kind == "text":
             w = dpg.add_input_text(label=p.name, default_value=value or "", multiline=True, height=70,
-                                   callback=cb, user_data=ud, parent=parent, on_enter=False, width=300)
+                                   parent=parent, width=300)
+            self._commit_on_release(w, nid, p.name)
         elif p.kind == "list":
-            w = dpg.add_input_text(label=p.name, default_value=", ".join(value or []), parent=parent, width=250,
-                                   on_enter=True, callback=lambda s, a, u: self.set_param(
-                                       u[0], u[1], [t.strip() for t in a.split(",") if t.strip()]), user_data=ud)
+            w = dpg.add_input_text(label=p.name, default_value=", ".join(value or []), parent=parent, width=250)
+            self._commit_on_release(w, nid, p.name, lambda v: [t.strip() for t in v.split(",") if t.strip()])
         else:
             with dpg.group(horizontal=True, parent=parent):
-                w = dpg.add_input_text(label=p.name, default_value=value or "", on_enter=True, width=250,
-                                       callback=cb, user_data=ud)
+                w = dpg.add_input_text(label=p.name, default_value=value or "", width=250)
+                self._commit_on_release(w, nid, p.name)
                 if p.kind == "path":
                     dpg.add_button(label="...", user_data=ud,
                                    callback=lambda s, a, u: (dpg.set_item_user_data("param_dialog", u),
@@ -477,6 +504,7 @@ class EditorApp:
             return
         self.state.runs.clear()
         self.state.mark_queued(self.state.graph.nodes)
+        self.run_keys = self._current_keys()
         self.cancel = CancelToken()
         self.executor.on_event = self.state.on_event
         graph = self.state.graph.copy()

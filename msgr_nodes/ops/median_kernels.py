@@ -187,10 +187,10 @@ def pad_reflect(codes: np.ndarray, radius: int) -> np.ndarray:
 
 def huang_median(codes: np.ndarray, radius: int, nbins: int, shape: str = "square") -> np.ndarray:
     """Median of integer codes (2-D, values < nbins) over a square or circular window; reflect borders."""
-    if not HAVE_NUMBA:  # pragma: no cover
+    if not HAVE_NUMBA:  # slow but exact fallback (scipy is O(k^2) per pixel: see spec/PERFORMANCE.md)
         from scipy import ndimage
         fp = footprint(radius, shape)
-        return ndimage.median_filter(codes, footprint=fp, mode="reflect")
+        return ndimage.median_filter(codes, footprint=fp, mode="reflect").astype(np.uint32)
     padded = pad_reflect(codes.astype(np.uint32, copy=False), radius)
     out = np.empty(codes.shape, np.uint32)
     _huang_parallel(padded, half_widths(radius, shape), radius, nbins, out, _bands(codes.shape[0], 4 * _threads()))
@@ -201,6 +201,8 @@ def ph_median(codes: np.ndarray, radius: int, bits: int) -> np.ndarray:
     """Constant-time square median of codes < 2**bits (bits <= 14); reflect borders."""
     if bits > 14:
         raise ValueError("ph_median takes at most 14-bit codes (column histograms grow as 2**bits)")
+    if not HAVE_NUMBA:
+        return huang_median(codes, radius, 1 << bits)
     padded = pad_reflect(codes.astype(np.uint16, copy=False), radius)
     out = np.empty(codes.shape, np.uint32)
     fine_bits = (bits + 1) // 2

@@ -63,6 +63,8 @@ def main():
         app.screenshot(out / "run.png")
         # re-run after a parameter edit: only the downstream cone is recomputed
         app.set_param(mmt, "remove_layers", 4)
+        app.frames(3)
+        report["after_edit"] = {nid: r.state for nid, r in s.runs.items()}
         app.run_graph()
         app.wait_run(120)
         res = app.last_result
