@@ -61,6 +61,9 @@ class EditorApp:
         self.texture = None
         self.last_result = None
         self.run_keys: dict[str, str] = {}
+        self.drawn_version = -1
+        self.was_running = False
+        self.preview_selection: tuple = ()
 
     # ------------------------------------------------------------------ setup
     def build(self) -> None:
@@ -669,9 +672,20 @@ class EditorApp:
             if sel and sel != self.state.selection:
                 self.state.selection = sel
         self._refresh_inspector()
-        if self.state.runs:
+        if self.state.version != self.drawn_version:  # node states changed since the last frame
+            self.drawn_version = self.state.version
             self.update_node_states()
-        self._refresh_preview()
+            if not self.running:
+                self._refresh_preview()
+        running = self.running
+        if self.was_running and not running:  # a run just ended: show its results
+            self.update_node_states()
+            self._refresh_preview()
+        self.was_running = running
+        sel = tuple(self.state.selection)
+        if sel != self.preview_selection:
+            self.preview_selection = sel
+            self._refresh_preview()
         self._update_pixel_readout()
         if len(self.state.log) != self.log_len:
             self.log_len = len(self.state.log)

@@ -216,6 +216,7 @@ class EditorState:
         self.preview: str | None = None
         self.compare: str | None = None
         self.log: list[str] = []
+        self.version = 0  # bumped by every run event: the window redraws node states only when it changes
         self._saved_text = self.graph.to_json() if graph is not None else None
         self.settings_dir = Path(settings_dir) if settings_dir else Path.home() / ".config" / "msgr-nodes"
 
@@ -329,6 +330,7 @@ class EditorState:
 
     def on_event(self, ev) -> None:
         """Executor events -> node run states and log lines (called from the run thread)."""
+        self.version += 1
         run = self.runs.setdefault(ev.node, NodeRun())
         if ev.kind == "started":
             run.state, run.fraction, run.message = "running", 0.0, ""
