@@ -126,3 +126,21 @@ def test_onnx_backend_errors_are_clear(tmp_path):
     g = Graph()
     g.add_node("StarRemove", "sr", {"backend": "onnx"})
     assert any("needs model_path" in str(p) for p in g.validate())
+
+
+def test_galaxies_are_left_alone(rng):
+    h, w = 240, 300
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = 0.05 + rng.normal(0, 0.001, (h, w))
+    for _ in range(40):  # stars: PSF sigma 1.2 px
+        y, x = rng.uniform(10, h - 10), rng.uniform(10, w - 10)
+        img += rng.uniform(0.02, 0.3) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 1.2 ** 2))
+    galaxies = np.zeros((h, w))
+    for y, x in [(60, 80), (150, 200), (190, 60)]:  # small diffuse galaxies: sigma 5 px
+        galaxies += 0.02 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 5.0 ** 2))
+    img = (img + galaxies).astype(np.float32)[None]
+    out, mask, found = remove_stars(img)
+    assert found >= 30
+    for y, x in [(60, 80), (150, 200), (190, 60)]:
+        assert not mask[y, x]
+        assert abs(out[0, y, x] - img[0, y, x]) < 1e-6

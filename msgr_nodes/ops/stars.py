@@ -106,13 +106,14 @@ def star_radii(det: Detection, stars: np.ndarray, k: float, growth: float, max_r
 
 def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: float = 1.0,
               max_radius: float = 80.0, saturation: float = 0.95, plane: np.ndarray | None = None,
-              compact: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
+              compact: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
     """Masks of the stars in ``det``: (mask (H, W) bool, indices of the sources taken as stars).
 
     Each star gets a disc of radius :func:`star_radii` (elliptical for elongated
-    stars), plus its own segmentation footprint dilated by 2 px. Extended sources
-    (a more than ``compact`` times the median a, and not saturated) are taken as
-    nebula and left alone.
+    stars), plus its own segmentation footprint dilated by 2 px. A source larger than
+    ``compact`` times the median size counts as a star only if it is saturated, or up to
+    twice that size if it is as concentrated (peak / flux) as a typical star: bright stars
+    grow in isophotal size, galaxies and nebula knots are large *and* diffuse and are left alone.
     """
     import sep
 
@@ -126,7 +127,12 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     else:
         saturated = plane[np.clip(det.y.round().astype(int), 0, h - 1),
                           np.clip(det.x.round().astype(int), 0, w - 1)] >= saturation
-    stars = np.flatnonzero((det.a <= compact * med_a) | saturated)
+    # a star is compact; larger sources are stars only if as concentrated as stars (bright stars
+    # grow in isophotal size, galaxies and nebula knots are large *and* diffuse)
+    conc = det.peak / np.maximum(det.flux, 1e-30)
+    med_conc = float(np.median(conc))
+    stars = np.flatnonzero(saturated | (det.a <= compact * med_a) |
+                           ((det.a <= 2 * compact * med_a) & (conc >= 0.5 * med_conc)))
     if stars.size == 0:
         return mask, stars
     radius = star_radii(det, stars, k, growth, max_radius, saturated)
