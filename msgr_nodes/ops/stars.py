@@ -110,10 +110,11 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     """Masks of the stars in ``det``: (mask (H, W) bool, indices of the sources taken as stars).
 
     Each star gets a disc of radius :func:`star_radii` (elliptical for elongated
-    stars), plus its own segmentation footprint dilated by 2 px. A source larger than
-    ``compact`` times the median size counts as a star only if it is saturated, or up to
-    twice that size if it is as concentrated (peak / flux) as a typical star: bright stars
-    grow in isophotal size, galaxies and nebula knots are large *and* diffuse and are left alone.
+    stars), plus its own segmentation footprint dilated by 2 px. A source up to 0.6 x
+    ``compact`` times the median size is a star; a larger one only if it is saturated, or (up
+    to twice ``compact`` times the median size) as concentrated (peak / flux) as a typical
+    star: bright stars grow in isophotal size, galaxies and nebula knots are large *and*
+    diffuse and are left alone.
     """
     import sep
 
@@ -131,8 +132,8 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     # grow in isophotal size, galaxies and nebula knots are large *and* diffuse)
     conc = det.peak / np.maximum(det.flux, 1e-30)
     med_conc = float(np.median(conc))
-    stars = np.flatnonzero(saturated | (det.a <= compact * med_a) |
-                           ((det.a <= 2 * compact * med_a) & (conc >= 0.5 * med_conc)))
+    stars = np.flatnonzero(saturated | (det.a <= 0.6 * compact * med_a) |
+                           ((det.a <= 2 * compact * med_a) & (conc >= 0.4 * med_conc)))
     if stars.size == 0:
         return mask, stars
     radius = star_radii(det, stars, k, growth, max_radius, saturated)
