@@ -56,7 +56,8 @@ SPEC = NodeSpec(
         Param("min_stars", "int", 20, "fewest stars needed in each image", min=4, max=1000),
         Param("tolerance", "float", 4.0, "star matching radius", min=0.5, max=50, unit="target px"),
         Param("distortion", "bool", True, "thin-plate-spline distortion correction on top of the projective model"),
-        Param("smoothing", "float", 0.005, "spline smoothing (0 = interpolating; larger = stiffer)", min=0, max=10),
+        Param("smoothing", "float", 0.0005, "spline smoothing per matched star, on coordinates normalised to the "
+              "frame (0 = interpolating; larger = stiffer)", min=0, max=10),
         Param("grid_step", "int", 16, "the map is evaluated every grid_step px and interpolated", min=2, max=256,
               unit="px", advanced=True),
         Param("clamping", "bool", True, "limit the cubic interpolation to the neighbouring pixels' range "

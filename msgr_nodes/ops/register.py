@@ -211,7 +211,7 @@ def _match(reg_fn, ref_xy: np.ndarray, tgt_xy: np.ndarray, tol: float) -> tuple[
 
 
 def refine(H0: np.ndarray, ref_det: Detection, tgt_det: Detection, ref_shape, tgt_shape, *,
-           tolerance: float = 4.0, smoothing: float = 0.005, distortion: bool = True, iterations: int = 6,
+           tolerance: float = 4.0, smoothing: float = 0.0005, distortion: bool = True, iterations: int = 6,
            clip_sigma: float = 3.0, min_stars: int = 8) -> Registration:
     """Projective model by RANSAC on matched stars, then a smoothing TPS on its residuals."""
     from scipy.interpolate import RBFInterpolator
@@ -328,7 +328,7 @@ def footprint(map_x: np.ndarray, map_y: np.ndarray, tgt_shape: tuple[int, int]) 
 
 def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None, *, use_wcs: bool = True,
              detection_sigma: float = 5.0, max_stars: int = 2000, min_stars: int = 20, tolerance: float = 4.0,
-             smoothing: float = 0.005, distortion: bool = True,
+             smoothing: float = 0.0005, distortion: bool = True,
              progress: Callable[[float, str], None] | None = None) -> Registration:
     """Registration of target onto reference from their luminances (H, W) and (h, w)."""
     say = progress or (lambda f, m: None)
