@@ -33,14 +33,41 @@ def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
     return np.median(b.reshape(h // block, w // block, -1), axis=2)
 
 
-def slopes(narrow: np.ndarray, wide: np.ndarray, detail_sigma: float = 8.0, block: int = 32,
-           reject_high: float = 0.92, max_samples: int = 500_000) -> dict:
+def _block_mean(plane: np.ndarray, f: int) -> np.ndarray:
+    if f == 1:
+        return plane.astype(np.float32, copy=False)
+    h, w = plane.shape[0] // f * f, plane.shape[1] // f * f
+    return plane[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
+
+
+@dataclass
+class Bands:
+    """Both images' detail band at a working resolution (2x block means on large frames, where the
+    band's 4-32 px lie well above the pixel scale), and which pixels may be fitted."""
+
+    narrow: np.ndarray
+    wide: np.ndarray
+    ok: np.ndarray
+
+    @classmethod
+    def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92) -> "Bands":
+        f = 2 if min(narrow.shape) >= 1000 and detail_sigma >= 4 else 1
+        n, w = _block_mean(narrow, f), _block_mean(wide, f)
+        ok = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
+        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok)
+
+    def ratio(self, slope: float) -> float:
+        """How much of the narrow image's detail the difference narrow - slope x wide keeps."""
+        return float(np.std(self.narrow - slope * self.wide)) / max(float(np.std(self.narrow)), 1e-12)
+
+
+def slopes(narrow: np.ndarray, wide: np.ndarray, bands: Bands, block: int = 32,
+           max_samples: int = 500_000) -> dict:
     """The wide -> narrow slope measured on fine detail and on large scales (block medians)."""
-    ok = (narrow > 0) & (narrow < reject_high) & (wide > 0) & (wide < reject_high)
-    idx = np.flatnonzero(ok.ravel())
+    idx = np.flatnonzero(bands.ok.ravel())
     if idx.size > max_samples:
         idx = idx[np.linspace(0, idx.size - 1, max_samples).astype(np.int64)]
-    hn, hw = bandpass(narrow, detail_sigma).ravel()[idx], bandpass(wide, detail_sigma).ravel()[idx]
+    hn, hw = bands.narrow.ravel()[idx], bands.wide.ravel()[idx]
     _, b_detail, _ = l1_line(hw.astype(np.float64), hn.astype(np.float64))
     bn, bw = _block_medians(narrow, block).ravel(), _block_medians(wide, block).ravel()
     _, b_large, _ = l1_line(bw.astype(np.float64), bn.astype(np.float64))
@@ -54,7 +81,8 @@ def smooth_difference(diff: np.ndarray, method: str, layers: int, smoothing: flo
         from .mmt import smooth
         return smooth(diff, layers, "accurate")
     box = max(4, 2 ** max(layers - 3, 2))
-    p = ABEParams(box_size=box, box_separation=0, downsample=1, tolerance=3.0, min_box_fraction=0.3,
+    down = max(1, box // 8)  # box medians of 8x8 block means: the same scale, far fewer pixels
+    p = ABEParams(box_size=box // down, box_separation=0, downsample=down, tolerance=3.0, min_box_fraction=0.3,
                   deviation=6.0, unbalance=1.0, method="rbf", smoothing=smoothing)
     surf, _ = fit_background(diff, p)
     return surf.evaluate()
@@ -76,14 +104,11 @@ def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, met
     Each decision is reported in ``info["check"]``.
     """
     K = layers or auto_layers(narrow.shape)
-    s = slopes(narrow, wide, detail_sigma)
+    bands = Bands.of(narrow, wide, detail_sigma)
+    s = slopes(narrow, wide, bands)
     b = s["b_detail"]
     info = dict(s, layers=K, method=method)
-    band_n = float(np.std(bandpass(narrow, detail_sigma)))
-
-    def detail_ratio(slope: float) -> float:
-        return float(np.std(bandpass(narrow - slope * wide, detail_sigma))) / max(band_n, 1e-12)
-
+    detail_ratio = bands.ratio  # the band-pass is linear: band(n - b w) = band(n) - b band(w)
     info["detail_ratio"] = detail_ratio(b)
     info["slopes_agree"] = abs(s["b_detail"] - s["b_large"]) <= slope_tolerance * abs(s["b_detail"])
     info["check"] = "passed"

@@ -133,7 +133,7 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     conc = det.peak / np.maximum(det.flux, 1e-30)
     med_conc = float(np.median(conc))
     stars = np.flatnonzero(saturated | (det.a <= 0.6 * compact * med_a) |
-                           ((det.a <= 2 * compact * med_a) & (conc >= 0.4 * med_conc)))
+                           ((det.a <= 2 * compact * med_a) & (conc >= 0.3 * med_conc)))
     if stars.size == 0:
         return mask, stars
     radius = star_radii(det, stars, k, growth, max_radius, saturated)
