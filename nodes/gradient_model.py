@@ -20,7 +20,8 @@ def run(ctx, inputs, params):
     for c in range(n.channels):
         r = gradient_model(n.data[c], w.data[c], layers=params["layers"], method=params["method"],
                            smoothing=params["smoothing"], detail_sigma=params["detail_sigma"],
-                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"])
+                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
+                           fallback_threshold=params["fallback_threshold"])
         models[c], fitted[c] = r.model, r.fitted
         infos.append(r.info)
         ctx.progress((c + 1) / n.channels, f"channel {c + 1}: b = {r.info['b']:.4f}, {r.info['check']}")
@@ -57,12 +58,14 @@ SPEC = NodeSpec(
               "spline on box medians, no mirrored-border bias) or mmt (the K-th cascaded median)",
               choices=("surface", "mmt")),
         Param("smoothing", "float", 0.1, "surface: stiffness of the spline", min=0.0, max=1000.0),
-        Param("detail_sigma", "float", 8.0, "fine detail = image minus a Gaussian blur of this radius",
-              min=1.0, max=128.0, unit="px"),
+        Param("detail_sigma", "float", 8.0, "scale of the shared detail band (sigma/2 to 4 sigma; 2x and 4x are "
+              "tried too, for wide images much coarser than the narrow one)", min=1.0, max=128.0, unit="px"),
         Param("slope_tolerance", "float", 0.1, "relative disagreement of the fine-detail and large-scale slopes "
               "reported as a sign of strong gradients (information only)", min=0.0, max=10.0, advanced=True),
         Param("detail_threshold", "float", 0.5, "the difference must keep less than this share of the narrow "
               "image's fine detail, else the wide image does not explain it and the graph falls back",
               min=0.0, max=10.0),
+        Param("fallback_threshold", "float", 0.7, "above this share of unexplained detail nothing is subtracted "
+              "(between detail_threshold and this, the large-scale slope is used)", min=0.0, max=10.0),
     ),
 )
