@@ -58,14 +58,14 @@ SPEC = NodeSpec(
               "spline on box medians, no mirrored-border bias) or mmt (the K-th cascaded median)",
               choices=("surface", "mmt")),
         Param("smoothing", "float", 0.1, "surface: stiffness of the spline", min=0.0, max=1000.0),
-        Param("detail_sigma", "float", 8.0, "scale of the shared detail band (sigma/2 to 4 sigma; 2x and 4x are "
-              "tried too, for wide images much coarser than the narrow one)", min=1.0, max=128.0, unit="px"),
-        Param("slope_tolerance", "float", 0.1, "relative disagreement of the fine-detail and large-scale slopes "
-              "reported as a sign of strong gradients (information only)", min=0.0, max=10.0, advanced=True),
+        Param("detail_sigma", "float", 8.0, "scale of the shared detail band (sigma/2 to 4 sigma); 0.5x to 8x "
+              "are tried, the smallest stable one is used", min=1.0, max=128.0, unit="px"),
+        Param("slope_tolerance", "float", 0.05, "largest relative difference of the slopes measured at two "
+              "neighbouring scales for the slope to be trusted", min=0.0, max=10.0),
         Param("detail_threshold", "float", 0.5, "the difference must keep less than this share of the narrow "
               "image's fine detail, else the wide image does not explain it and the graph falls back",
               min=0.0, max=10.0),
-        Param("fallback_threshold", "float", 0.7, "above this share of unexplained detail nothing is subtracted "
+        Param("fallback_threshold", "float", 0.5, "above this share of unexplained detail nothing is subtracted "
               "(between detail_threshold and this, the large-scale slope is used)", min=0.0, max=10.0),
     ),
 )

@@ -89,15 +89,16 @@ def smooth_difference(diff: np.ndarray, method: str, layers: int, smoothing: flo
 
 
 def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, method: str = "surface",
-                   smoothing: float = 0.1, detail_sigma: float = 8.0, slope_tolerance: float = 0.1,
-                   detail_threshold: float = 0.5, fallback_threshold: float = 0.7) -> GradientResult:
+                   smoothing: float = 0.1, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
+                   detail_threshold: float = 0.5, fallback_threshold: float = 0.5) -> GradientResult:
     """Additive gradient of ``narrow`` relative to ``wide``, with self-checks.
 
-    1. The slope b is measured on shared fine detail (a band-pass; gradients do not bias it) and,
-       for comparison, on large scales (block medians, which the gradients do bias).
-    2. The wide image explains the narrow one if the difference narrow - (a + b wide) keeps little
-       of the narrow's detail (band-pass RMS below ``detail_threshold`` x the narrow's) and b > 0.
-       If it does not, the model from the large-scale slope is used (the plain additive model,
+    1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
+       several scales, and for comparison on large scales (block medians, which gradients do bias).
+    2. The wide image explains the narrow one at a scale if the difference narrow - b wide keeps
+       little of the narrow's detail there (band-pass RMS below ``detail_threshold`` x the narrow's);
+       b is trusted where two neighbouring scales do so and agree within ``slope_tolerance``.
+       If none do, the model from the large-scale slope is used (the plain additive model,
        as the recipe's LinearFit on large scales) when the wide image still explains most of the
        detail (ratio at most ``fallback_threshold``), and no model at all otherwise: a reference
        that does not match the target (another processing, another sky) must never be subtracted
@@ -106,36 +107,52 @@ def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, met
     Each decision is reported in ``info["check"]``.
     """
     K = layers or auto_layers(narrow.shape)
-    # the shared detail lies at larger scales when the wide image is much coarser: try the band at
-    # 1, 2 and 4 times detail_sigma and keep the one the wide image explains best
-    best = None
-    for scale in (1, 2, 4):
-        if 4 * detail_sigma * scale > min(narrow.shape) / 4:
+    # The slope is measured on detail bands at several scales. A physical (linear) relation gives the
+    # same slope at every scale the wide image resolves; differently processed images (a non-linear
+    # stretch) or a wide image too coarse for the band give slopes that drift with scale. The slope
+    # is trusted where two neighbouring scales both explain the narrow image's detail (ratio at most
+    # detail_threshold) and agree within slope_tolerance.
+    scales = []
+    for factor in (0.5, 1, 2, 4, 8):
+        sigma = detail_sigma * factor
+        if 4 * sigma > min(narrow.shape) / 4:
             break
-        bands = Bands.of(narrow, wide, detail_sigma * scale)
+        bands = Bands.of(narrow, wide, sigma)
         s = slopes(narrow, wide, bands)
-        ratio = bands.ratio(s["b_detail"])  # the band-pass is linear: band(n - b w) = band(n) - b band(w)
-        if best is None or ratio < best[0]:
-            best = (ratio, bands, s, detail_sigma * scale)
-    _, bands, s, sigma_used = best
-    b = s["b_detail"]
-    info = dict(s, layers=K, method=method, detail_sigma=sigma_used)
-    detail_ratio = bands.ratio
-    info["detail_ratio"] = detail_ratio(b)
-    info["slopes_agree"] = abs(s["b_detail"] - s["b_large"]) <= slope_tolerance * abs(s["b_detail"])
+        scales.append((sigma, bands, s["b_detail"], bands.ratio(s["b_detail"]), s["b_large"]))
+    if not scales:
+        raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
+                         f"{detail_sigma}")
+    b_large = scales[0][4]
+    chosen = None
+    for (s1, bands1, b1, r1, _), (s2, _, b2, r2, _) in zip(scales, scales[1:]):
+        if r1 <= detail_threshold and r2 <= detail_threshold and b1 > 0 and \
+                abs(b1 - b2) <= slope_tolerance * abs(b2):
+            chosen = (s1, bands1, 0.5 * (b1 + b2))
+            break
+    info = {"layers": K, "method": method, "b_large": b_large,
+            "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr} for sg, _, bb, rr, _ in scales]}
+    if chosen is not None:
+        sigma_used, bands, b = chosen
+        info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=bands.ratio(b))
+    else:  # no stable scale: judge the plain additive model on the band the wide image explains best
+        sigma_used, bands, b, ratio, _ = min(scales, key=lambda t: t[3])
+        info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=max(ratio, detail_threshold + 1e-9))
+    s = {"b_detail": info["b_detail"], "b_large": b_large}
+    detail_ratio = bands.ratio  # the band-pass is linear: band(n - b w) = band(n) - b band(w)
     info["check"] = "passed"
-    if not (info["detail_ratio"] <= detail_threshold and b > 0):
+    if chosen is None:
         ratio_large = detail_ratio(s["b_large"])
         if min(info["detail_ratio"], ratio_large) > fallback_threshold or s["b_large"] <= 0:
             info.update(check=f"no correction: the wide image does not explain the narrow one's detail "
-                              f"(detail ratio {info['detail_ratio']:.2f}); nothing was subtracted",
+                              f"(best detail ratio {min(t[3] for t in scales):.2f}, slopes "
+                              f"{', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale); nothing was subtracted",
                         a=0.0, b=0.0)
             zero = np.zeros(narrow.shape, np.float32)
             return GradientResult(zero, zero.copy(), info)
         b = s["b_large"]
-        info["check"] = (f"fallback: the wide image explains the narrow one's detail poorly (detail ratio "
-                         f"{info['detail_ratio']:.2f} > {detail_threshold}); used the large-scale slope "
-                         f"{b:.4f} instead of {s['b_detail']:.4f}")
+        info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
+                         f"stable slope; used the large-scale slope {b:.4f}")
     a = float(np.median(narrow - b * wide))
     diff = narrow - (a + b * wide)
     model = smooth_difference(diff.astype(np.float32), method, K, smoothing)
