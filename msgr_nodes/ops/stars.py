@@ -46,7 +46,7 @@ class Detection:
 
 def detect(plane: np.ndarray, sigma: float = 3.0, minarea: int = 5, mesh: int = 32,
            segmentation: bool = False, max_sources: int = 300_000, refine: bool = True,
-           highpass: bool = False) -> Detection:
+           highpass: bool | int = False) -> Detection:
     """Detect compact sources on one plane (H, W) with SEP, above a mesh background.
 
     ``sigma`` is the detection threshold in units of the background RMS. Positions
@@ -56,11 +56,12 @@ def detect(plane: np.ndarray, sigma: float = 3.0, minarea: int = 5, mesh: int = 
 
     data = np.require(plane, np.float32, ["C", "W"])  # SEP needs a writable buffer; Image data is read-only
     if highpass:
-        # structures larger than ~9 px (nebula, halos' outer parts) are removed first, so that stars on
-        # nebulosity are found as stars and not merged into one extended source
+        # structures larger than the stars (nebula, the outer parts of halos) are removed first, so that
+        # stars on nebulosity are found as stars and not merged into one extended source; highpass=K
+        # removes MMT c_K (structures above about 2^K px; True = 3)
         from .mmt import smooth
 
-        data = np.ascontiguousarray(data - smooth(data, 3, "accurate"))
+        data = np.ascontiguousarray(data - smooth(data, 3 if highpass is True else int(highpass), "accurate"))
     bkg = sep.Background(data, bw=mesh, bh=mesh, fw=3, fh=3)
     sub = data - bkg.back()
     rms = float(bkg.globalrms) if bkg.globalrms > 0 else float(np.std(sub)) + 1e-12
@@ -209,6 +210,12 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
     """
     lum = luminance(data)
     det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=True)
+    # stars larger than the 9 px high-pass (an upsampled wide image, a long focal length) need a
+    # coarser one: 2^K about six times the typical star's size
+    if len(det):
+        k = int(np.clip(np.ceil(np.log2(6 * float(np.median(det.a)))), 3, 6))
+        if k > 3:
+            det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=k)
     mask, stars = star_mask(lum.shape, det, k, growth, max_radius, saturation, plane=lum)
     if stars.size == 0:
         return data.copy(), mask, 0
