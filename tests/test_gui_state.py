@@ -101,3 +101,10 @@ def test_executor_events_drive_node_states_and_log(st):
     st.on_event(Event("failed", a, message="no such file"))
     assert st.runs[a].state == "failed" and st.runs[a].message == "no such file"
     assert st.log[-1].endswith("failed: no such file")
+
+
+def test_sample_state_is_the_recommended_graph_on_the_bundled_pair(tmp_path):
+    st = EditorState.sample(settings_dir=tmp_path)
+    assert st.graph.validate() == []
+    assert st.graph.get("narrow.path").endswith("narrow.fits.fz")
+    assert "remove_model" in st.graph.nodes and st.path is None

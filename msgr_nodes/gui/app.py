@@ -121,6 +121,7 @@ class EditorApp:
             with dpg.menu(label="File"):
                 dpg.add_menu_item(label="New", shortcut="Ctrl+N", callback=lambda: self.new())
                 dpg.add_menu_item(label="Open...", shortcut="Ctrl+O", callback=lambda: dpg.show_item("open_dialog"))
+                dpg.add_menu_item(label="Open the MSGR sample", callback=lambda: self.open_sample())
                 dpg.add_menu_item(label="Save", shortcut="Ctrl+S", callback=lambda: self.save())
                 dpg.add_menu_item(label="Save as...", shortcut="Ctrl+Shift+S",
                                   callback=lambda: dpg.show_item("save_dialog"))
@@ -452,6 +453,14 @@ class EditorApp:
         self.state.new()
         self.rebuild_canvas()
 
+    def open_sample(self) -> None:
+        """The recommended graph on the bundled sample pair: press F5 to run it (outputs in ~/msgr-sample)."""
+        self.state = EditorState.sample(self.state.settings_dir)
+        self.state.sample_output.mkdir(parents=True, exist_ok=True)
+        self.rebuild_canvas()
+        self.set_status(f"the sample pair is loaded: press F5 to run (outputs go to {self.state.sample_output}); "
+                        f"select RemoveModel and open the Preview tab to see the result")
+
     def open(self, path: str) -> None:
         try:
             st = EditorState.open(path, settings_dir=self.state.settings_dir)
@@ -737,6 +746,9 @@ def main(graph_path: str | None = None) -> int:
         problems = state.problems_by_node()
         if problems:
             app.set_status(f"{sum(map(len, problems.values()))} problem(s), shown on the nodes")
+    else:
+        app.set_status("File > Open the MSGR sample loads the recommended graph on the bundled pair; "
+                       "Ctrl+Space adds nodes")
     app.loop()
     app.close()
     return 0

@@ -229,6 +229,23 @@ class EditorState:
         st.add_recent(path)
         return st
 
+    @classmethod
+    def sample(cls, settings_dir=None) -> "EditorState":
+        """The recommended MSGR graph with the bundled sample pair as its inputs (an unsaved copy)."""
+        from ..demo import asset, stock_graph
+
+        g = Graph.load(stock_graph("msgr_additive.json"))
+        g.set("narrow.path", str(asset("narrow.fits.fz")))
+        g.set("wide.path", str(asset("wide.fits.fz")))
+        out = Path.home() / "msgr-sample"
+        g.set("save.path", str(out / "narrow_msgr.fits"))
+        g.set("save_model.path", str(out / "narrow_msgr_model.fits"))
+        g.set("save.overwrite", True)
+        g.set("save_model.overwrite", True)
+        st = cls(g, None, settings_dir)
+        st.sample_output = out
+        return st
+
     def new(self) -> None:
         self.__init__(Graph(), None, self.settings_dir)
         self._saved_text = self.graph.to_json()
