@@ -1,5 +1,6 @@
 """The editor in a real window under Xvfb: screenshots are taken by tests/gui/driver.py and checked here."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,8 @@ def driven(tmp_path_factory, rng_module):
     fits.writeto(out / "sky.fits", sky.astype(np.float32))
     proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
                            str(HERE / "gui" / "driver.py"), str(out / "shots"), str(stock_graph("msgr.json")),
-                           str(out / "sky.fits")], capture_output=True, text=True, timeout=300)
+                           str(out / "sky.fits")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HOME": str(out)})  # the sample's output folder goes here
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "shots" / "report.json").read_text())
     return out / "shots", report
@@ -88,3 +90,11 @@ def test_rerun_after_a_parameter_edit_uses_the_cache(driven):
     assert report["after_edit"][ids["good"]] == "done" and ids["mmt"] not in report["after_edit"]
     assert report["rerun"]["computed"] == [ids["mmt"]]
     assert report["rerun"]["cached"] == [ids["good"]]
+
+
+def test_the_stock_graph_runs_on_the_bundled_sample_and_previews_the_result(driven):
+    shots, report = driven
+    sample = report["sample"]
+    assert sample["status"].startswith("done:"), sample["status"]
+    assert set(sample["states"].values()) == {"done"}
+    assert sample["preview"].startswith("remove_model: 1000x750 mono, auto-stretched")

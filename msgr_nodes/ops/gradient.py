@@ -42,8 +42,8 @@ def _block_mean(plane: np.ndarray, f: int) -> np.ndarray:
 
 @dataclass
 class Bands:
-    """Both images' detail band at a working resolution (2x block means on large frames, where the
-    band's 4-32 px lie well above the pixel scale), and which pixels may be fitted."""
+    """Both images' detail band at a working resolution (block means of about sigma/4 px, so the band
+    always spans 2-16 working pixels: cheap at every scale), and which pixels may be fitted."""
 
     narrow: np.ndarray
     wide: np.ndarray
@@ -51,7 +51,9 @@ class Bands:
 
     @classmethod
     def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92) -> "Bands":
-        f = 2 if min(narrow.shape) >= 1000 and detail_sigma >= 4 else 1
+        f = max(1, int(detail_sigma // 4))
+        while f > 1 and min(narrow.shape) // f < 64:
+            f //= 2
         n, w = _block_mean(narrow, f), _block_mean(wide, f)
         ok = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
         return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok)

@@ -69,6 +69,18 @@ def main():
         app.wait_run(120)
         res = app.last_result
         report["rerun"] = {"computed": sorted(res.computed), "cached": sorted(res.cached)}
+        # the whole stock graph on the bundled sample, as a user would from the File menu
+        app.open_sample()
+        app.state.graph.set("save.path", str(out / "sample_msgr.fits"))
+        app.state.graph.set("save_model.path", str(out / "sample_model.fits"))
+        app.run_graph()
+        app.wait_run(300)
+        app.select("remove_model")
+        dpg.set_value("side_tabs", "tab_preview")
+        app.frames(10)
+        report["sample"] = {"status": app.status, "preview": dpg.get_value("preview_title"),
+                            "states": {nid: r.state for nid, r in app.state.runs.items()}}
+        app.screenshot(out / "sample.png")
     app.close()
     (out / "report.json").write_text(json.dumps(report, indent=1))
 
