@@ -63,17 +63,19 @@ class Bands:
         return float(np.std(self.narrow - slope * self.wide)) / max(float(np.std(self.narrow)), 1e-12)
 
 
-def slopes(narrow: np.ndarray, wide: np.ndarray, bands: Bands, block: int = 32,
-           max_samples: int = 500_000) -> dict:
-    """The wide -> narrow slope measured on fine detail and on large scales (block medians)."""
+def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
+    """The wide -> narrow slope on one detail band (L1 line through the band's samples)."""
     idx = np.flatnonzero(bands.ok.ravel())
     if idx.size > max_samples:
         idx = idx[np.linspace(0, idx.size - 1, max_samples).astype(np.int64)]
     hn, hw = bands.narrow.ravel()[idx], bands.wide.ravel()[idx]
-    _, b_detail, _ = l1_line(hw.astype(np.float64), hn.astype(np.float64))
+    return float(l1_line(hw.astype(np.float64), hn.astype(np.float64))[1])
+
+
+def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32) -> float:
+    """The slope between the images' block medians (what the recipe's LinearFit on large scales sees)."""
     bn, bw = _block_medians(narrow, block).ravel(), _block_medians(wide, block).ravel()
-    _, b_large, _ = l1_line(bw.astype(np.float64), bn.astype(np.float64))
-    return {"b_detail": float(b_detail), "b_large": float(b_large)}
+    return float(l1_line(bw.astype(np.float64), bn.astype(np.float64))[1])
 
 
 def smooth_difference(diff: np.ndarray, method: str, layers: int, smoothing: float) -> np.ndarray:
@@ -120,12 +122,12 @@ def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, met
         if 4 * sigma > min(narrow.shape) / 4:
             break
         bands = Bands.of(narrow, wide, sigma)
-        s = slopes(narrow, wide, bands)
-        scales.append((sigma, bands, s["b_detail"], bands.ratio(s["b_detail"]), s["b_large"]))
+        b_band = detail_slope(bands)
+        scales.append((sigma, bands, b_band, bands.ratio(b_band), None))
     if not scales:
         raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
                          f"{detail_sigma}")
-    b_large = scales[0][4]
+    b_large = large_scale_slope(narrow, wide)
     chosen = None
     for (s1, bands1, b1, r1, _), (s2, _, b2, r2, _) in zip(scales, scales[1:]):
         if r1 <= detail_threshold and r2 <= detail_threshold and b1 > 0 and \
