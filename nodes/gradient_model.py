@@ -29,11 +29,12 @@ def run(ctx, inputs, params):
             ctx.warn(f"channel {c + 1}: {r.info['check']}")
     ctx.metadata["channels"] = infos
     header = n.header.copy()
-    verdict = "passed" if all(i["check"] == "passed" for i in infos) else \
-        "; ".join(f"ch{c + 1}: {i['check']}" for c, i in enumerate(infos) if i["check"] != "passed")
-    header["MSGRCHK"] = (verdict[:68], "msgr-nodes gradient model self-check")
-    for line in [verdict[i:i + 70] for i in range(0, len(verdict), 70)]:
-        header.add_history(f"MSGR check: {line}")
+    verdicts = ["passed" if i["check"] == "passed" else i["check"].split(":")[0] for i in infos]
+    header["MSGRCHK"] = (", ".join(dict.fromkeys(verdicts))[:40], "MSGR self-check; see HISTORY")
+    for c, i in enumerate(infos):
+        text = f"MSGR check ch{c + 1}: {i['check']}"
+        for start in range(0, len(text), 70):
+            header.add_history(text[start:start + 70])
     return {"model": Image(models, header, "Model", dict(n.meta)),
             "fitted": w.derive(fitted, name=f"{w.name}_fitted")}
 
