@@ -108,3 +108,11 @@ def test_sample_state_is_the_recommended_graph_on_the_bundled_pair(tmp_path):
     assert st.graph.validate() == []
     assert st.graph.get("narrow.path").endswith("narrow.fits.fz")
     assert "remove_model" in st.graph.nodes and st.path is None
+
+
+def test_sample_pair_goes_into_an_open_stock_graph(tmp_path):
+    st = EditorState.open(stock_graph("msgr.json"), settings_dir=tmp_path)
+    sample = EditorState.sample(tmp_path, st.graph, st.path)
+    assert set(sample.graph.nodes) == set(st.graph.nodes)  # the recipe graph, not another one
+    assert sample.graph.validate() == []
+    assert sample.graph.get("wide.path").endswith("wide.fits.fz")

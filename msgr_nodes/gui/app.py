@@ -121,7 +121,7 @@ class EditorApp:
             with dpg.menu(label="File"):
                 dpg.add_menu_item(label="New", shortcut="Ctrl+N", callback=lambda: self.new())
                 dpg.add_menu_item(label="Open...", shortcut="Ctrl+O", callback=lambda: dpg.show_item("open_dialog"))
-                dpg.add_menu_item(label="Open the MSGR sample", callback=lambda: self.open_sample())
+                dpg.add_menu_item(label="Use the bundled sample pair", callback=lambda: self.open_sample())
                 dpg.add_menu_item(label="Save", shortcut="Ctrl+S", callback=lambda: self.save())
                 dpg.add_menu_item(label="Save as...", shortcut="Ctrl+Shift+S",
                                   callback=lambda: dpg.show_item("save_dialog"))
@@ -454,8 +454,9 @@ class EditorApp:
         self.rebuild_canvas()
 
     def open_sample(self) -> None:
-        """The recommended graph on the bundled sample pair: press F5 to run it (outputs in ~/msgr-sample)."""
-        self.state = EditorState.sample(self.state.settings_dir)
+        """Point the graph's narrow and wide Load nodes at the bundled sample pair (or load the
+        recommended graph with it): press F5 to run (outputs in ~/msgr-sample)."""
+        self.state = EditorState.sample(self.state.settings_dir, self.state.graph, self.state.path)
         self.state.sample_output.mkdir(parents=True, exist_ok=True)
         self.rebuild_canvas()
         self.set_status(f"the sample pair is loaded: press F5 to run (outputs go to {self.state.sample_output}); "
@@ -747,7 +748,7 @@ def main(graph_path: str | None = None) -> int:
         if problems:
             app.set_status(f"{sum(map(len, problems.values()))} problem(s), shown on the nodes")
     else:
-        app.set_status("File > Open the MSGR sample loads the recommended graph on the bundled pair; "
+        app.set_status("File > Use the bundled sample pair loads the recommended graph on it; "
                        "Ctrl+Space adds nodes")
     app.loop()
     app.close()

@@ -230,19 +230,26 @@ class EditorState:
         return st
 
     @classmethod
-    def sample(cls, settings_dir=None) -> "EditorState":
-        """The recommended MSGR graph with the bundled sample pair as its inputs (an unsaved copy)."""
+    def sample(cls, settings_dir=None, graph: Graph | None = None, path=None) -> "EditorState":
+        """A graph with the bundled sample pair as its inputs: ``graph`` when it has Load nodes
+        ``narrow`` and ``wide`` (a stock graph), else the recommended MSGR graph."""
         from ..demo import asset, stock_graph
 
-        g = Graph.load(stock_graph("msgr_additive.json"))
+        usable = graph is not None and all(
+            n in graph.nodes and graph.nodes[n].type == "Load" for n in ("narrow", "wide"))
+        g = graph.copy() if usable else Graph.load(stock_graph("msgr_additive.json"))
+        if not usable:
+            path = None
         g.set("narrow.path", str(asset("narrow.fits.fz")))
         g.set("wide.path", str(asset("wide.fits.fz")))
         out = Path.home() / "msgr-sample"
-        g.set("save.path", str(out / "narrow_msgr.fits"))
-        g.set("save_model.path", str(out / "narrow_msgr_model.fits"))
-        g.set("save.overwrite", True)
-        g.set("save_model.overwrite", True)
-        st = cls(g, None, settings_dir)
+        for nid, name in (("save", "narrow_msgr.fits"), ("save_model", "narrow_msgr_model.fits")):
+            if nid in g.nodes and g.nodes[nid].type == "Save":
+                g.set(f"{nid}.path", str(out / name))
+        for nid in ("save", "save_model"):
+            if nid in g.nodes and g.nodes[nid].type == "Save":
+                g.set(f"{nid}.overwrite", True)
+        st = cls(g, path, settings_dir)
         st.sample_output = out
         return st
 

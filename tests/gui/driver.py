@@ -69,7 +69,8 @@ def main():
         app.wait_run(120)
         res = app.last_result
         report["rerun"] = {"computed": sorted(res.computed), "cached": sorted(res.cached)}
-        # the whole stock graph on the bundled sample, as a user would from the File menu
+        # the stock graph (msgr.json) on the bundled sample, as a user would from the File menu
+        app.open(graph)
         app.open_sample()
         app.state.graph.set("save.path", str(out / "sample_msgr.fits"))
         app.state.graph.set("save_model.path", str(out / "sample_model.fits"))
