@@ -51,9 +51,11 @@ class ABEParams:
     iterations: int = 10
 
 
-def _downsample(plane: np.ndarray, f: float) -> np.ndarray:
+def downsample(plane: np.ndarray, f: float) -> np.ndarray:
+    """Block means of an (H, W) plane for an integer factor (the edge remainder is dropped), area
+    interpolation otherwise; float32 out."""
     if f <= 1:
-        return plane
+        return plane.astype(np.float32, copy=False)
     k = int(round(f))
     if abs(f - k) < 1e-6:
         h, w = plane.shape[0] // k * k, plane.shape[1] // k * k
@@ -64,8 +66,8 @@ def _downsample(plane: np.ndarray, f: float) -> np.ndarray:
 def sample_boxes(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> BoxSamples:
     """Box values with local rejection. ``mask`` (H, W): True = exclude those pixels."""
     f = max(1.0, p.downsample)
-    small = _downsample(plane, f)
-    excl = None if mask is None else _downsample(mask.astype(np.float32), f) > 0.5
+    small = downsample(plane, f)
+    excl = None if mask is None else downsample(mask.astype(np.float32), f) > 0.5
     h, w = small.shape
     b = max(1, int(p.box_size))
     step = b + max(0, int(p.box_separation))

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from .abe import ABEParams, fit_background
+from .abe import ABEParams, downsample, fit_background
 from .linear_fit import bandpass, l1_line
 
 
@@ -33,13 +33,6 @@ def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
     return np.median(b.reshape(h // block, w // block, -1), axis=2)
 
 
-def _block_mean(plane: np.ndarray, f: int) -> np.ndarray:
-    if f == 1:
-        return plane.astype(np.float32, copy=False)
-    h, w = plane.shape[0] // f * f, plane.shape[1] // f * f
-    return plane[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
-
-
 @dataclass
 class Bands:
     """Both images' detail band at a working resolution (block means of about sigma/4 px, so the band
@@ -54,7 +47,7 @@ class Bands:
         f = max(1, int(detail_sigma // 4))
         while f > 1 and min(narrow.shape) // f < 64:
             f //= 2
-        n, w = _block_mean(narrow, f), _block_mean(wide, f)
+        n, w = downsample(narrow, f), downsample(wide, f)
         ok = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
         return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok)
 
