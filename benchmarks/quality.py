@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import SHARED, make_pair  # noqa: E402
 
@@ -59,11 +57,8 @@ def run_graph(name, pair, out, ex):
     res = ex.run(g)
     if not res.ok:
         return None, time.perf_counter() - t, "; ".join(list(res.errors.values()) + list(res.skipped.values()))
-    warn = "; ".join(w for r in res.results.values() for w in r.warnings) if False else ""
-    check = ""
-    if "gradient" in res.results:
-        check = res.results["gradient"].metadata["channels"][0]["check"]
-    return out / f"{name[:-5]}.fits", time.perf_counter() - t, check or warn
+    check = res.results["gradient"].metadata["channels"][0]["check"] if "gradient" in res.results else ""
+    return out / f"{name[:-5]}.fits", time.perf_counter() - t, check
 
 
 def best_abe(pair, out, ex, score_mod, sky):

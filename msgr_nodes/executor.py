@@ -251,8 +251,8 @@ class Executor:
     def _execute(self, graph: Graph, nid: str, key: str, inputs: dict, cancel: CancelToken,
                  graph_json: str, input_paths: set[str]) -> tuple[NodeResult, bool]:
         """Run one node (or fetch it from a cache). Returns (result, came from cache)."""
-        cancel_check = RunContext(nid, cancel=cancel)
-        cancel_check.check_cancel()
+        if cancel.cancelled:
+            raise Cancelled("cancelled")
         node = graph.nodes[nid]
         spec = graph.registry.get(node.type)
         port_types = {p.name: p.type for p in spec.outputs}

@@ -445,8 +445,6 @@ class EditorApp:
         for s in matches:
             dpg.add_selectable(label=f"{s.type}  ({s.category})", parent="palette_list", user_data=s.type,
                                callback=lambda snd, a, u: (dpg.hide_item("palette"), self.add_node(u)))
-        if query and matches and dpg.is_item_focused("palette_filter") is False:
-            pass
 
     # ------------------------------------------------------------------ files
     def new(self) -> None:

@@ -9,7 +9,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
 from .abe import ABEParams, downsample, fit_background
 from .linear_fit import bandpass, l1_line
@@ -116,40 +115,37 @@ def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, met
             break
         bands = Bands.of(narrow, wide, sigma)
         b_band = detail_slope(bands)
-        scales.append((sigma, bands, b_band, bands.ratio(b_band), None))
+        scales.append((sigma, bands, b_band, bands.ratio(b_band)))
     if not scales:
         raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
                          f"{detail_sigma}")
     b_large = large_scale_slope(narrow, wide)
     chosen = None
-    for (s1, bands1, b1, r1, _), (s2, _, b2, r2, _) in zip(scales, scales[1:]):
+    for (s1, bands1, b1, r1), (_, _, b2, r2) in zip(scales, scales[1:]):
         if r1 <= detail_threshold and r2 <= detail_threshold and b1 > 0 and \
                 abs(b1 - b2) <= slope_tolerance * abs(b2):
             chosen = (s1, bands1, 0.5 * (b1 + b2))
             break
-    info = {"layers": K, "method": method, "b_large": b_large,
-            "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr} for sg, _, bb, rr, _ in scales]}
-    if chosen is not None:
-        sigma_used, bands, b = chosen
-        info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=bands.ratio(b))
-    else:  # no stable scale: judge the plain additive model on the band the wide image explains best
-        sigma_used, bands, b, ratio, _ = min(scales, key=lambda t: t[3])
-        info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=max(ratio, detail_threshold + 1e-9))
-    s = {"b_detail": info["b_detail"], "b_large": b_large}
-    detail_ratio = bands.ratio  # the band-pass is linear: band(n - b w) = band(n) - b band(w)
-    info["check"] = "passed"
+    info = {"layers": K, "method": method, "b_large": b_large, "check": "passed",
+            "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr} for sg, _, bb, rr in scales]}
     if chosen is None:
-        ratio_large = detail_ratio(s["b_large"])
-        if min(info["detail_ratio"], ratio_large) > fallback_threshold or s["b_large"] <= 0:
+        # no stable scale: judge the plain additive model on the band the wide image explains best
+        sigma_used, bands, b_best, best_ratio = min(scales, key=lambda t: t[3])
+        ratio_large = bands.ratio(b_large)  # the band-pass is linear: band(n - b w) = band(n) - b band(w)
+        info.update(b_detail=b_best, detail_sigma=sigma_used, detail_ratio=best_ratio, large_ratio=ratio_large)
+        if ratio_large > fallback_threshold or b_large <= 0:
             info.update(check=f"no correction: the wide image does not explain the narrow one's detail "
-                              f"(best detail ratio {min(t[3] for t in scales):.2f}, slopes "
+                              f"(best detail ratio {best_ratio:.2f}, slopes "
                               f"{', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale); nothing was subtracted",
                         a=0.0, b=0.0)
             zero = np.zeros(narrow.shape, np.float32)
             return GradientResult(zero, zero.copy(), info)
-        b = s["b_large"]
+        b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
                          f"stable slope; used the large-scale slope {b:.4f}")
+    else:
+        sigma_used, bands, b = chosen
+        info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=bands.ratio(b))
     a = float(np.median(narrow - b * wide))
     diff = narrow - (a + b * wide)
     model = smooth_difference(diff.astype(np.float32), method, K, smoothing)
