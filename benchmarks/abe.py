@@ -19,7 +19,7 @@ from astropy.io import fits
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import SCENES, make_pair  # noqa: E402
 
-from msgr_nodes.ops.abe import ABEParams, fit_background, sample_boxes, _design, _norm  # noqa: E402,F401
+from msgr_nodes.ops.abe import ABEParams, _design, fit_background  # noqa: E402
 
 
 def plain_polynomial(plane, degree, box=10, step=20):

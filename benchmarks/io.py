@@ -4,24 +4,18 @@ and writers and, in the same run, through astropy / tifffile / xisf / imagecodec
     python benchmarks/io.py [--size 6000 4000] [--repeat 3]
 """
 import argparse
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 
-from msgr_nodes.image import Image
-from msgr_nodes.io.formats import read_image, write_image
+sys.path.insert(0, str(Path(__file__).parent))
+from _measure import best  # noqa: E402
 
-
-def best(fn, repeat):
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
+from msgr_nodes.image import Image  # noqa: E402
+from msgr_nodes.io.formats import read_image, write_image  # noqa: E402
 
 
 def main():
@@ -54,10 +48,10 @@ def main():
     print(f"{'format':14s} {'write ours':>10s} {'write lib':>10s} {'read ours':>10s} {'read lib':>10s}")
     for name, (suffix, depth) in ours.items():
         p_ours, p_lib = d / f"ours{suffix}", d / f"lib{suffix}"
-        w_ours = best(lambda: write_image(p_ours, img, bit_depth=depth, overwrite=True), a.repeat)
-        w_lib = best(lambda: direct[name][0](p_lib), a.repeat)
-        r_ours = best(lambda: read_image(p_ours), a.repeat)
-        r_lib = best(lambda: direct[name][1](p_lib), a.repeat)
+        w_ours = best(lambda: write_image(p_ours, img, bit_depth=depth, overwrite=True), a.repeat)[0]
+        w_lib = best(lambda: direct[name][0](p_lib), a.repeat)[0]
+        r_ours = best(lambda: read_image(p_ours), a.repeat)[0]
+        r_lib = best(lambda: direct[name][1](p_lib), a.repeat)[0]
         print(f"{name:14s} {w_ours:10.2f} {w_lib:10.2f} {r_ours:10.2f} {r_lib:10.2f}")
 
 

@@ -10,9 +10,7 @@ same crop, and exact's time is scaled to the full height. Peak memory is the res
 the start of each call, sampled every 20 ms.
 """
 import argparse
-import resource
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,38 +18,10 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _measure import PeakRSS  # noqa: E402
 from _sky import make_sky  # noqa: E402
 
 from msgr_nodes.ops import mmt  # noqa: E402
-
-
-class PeakRSS:
-    """Peak resident memory above the start, sampled every 20 ms (ru_maxrss never goes down)."""
-
-    def __enter__(self):
-        self.base = self._rss()
-        self.peak = self.base
-        self.stop = False
-        self.t = threading.Thread(target=self._watch, daemon=True)
-        self.t.start()
-        return self
-
-    def _rss(self):
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * resource.getpagesize()
-
-    def _watch(self):
-        while not self.stop:
-            self.peak = max(self.peak, self._rss())
-            time.sleep(0.02)
-
-    def __exit__(self, *a):
-        self.stop = True
-        self.t.join()
-
-    @property
-    def mb(self):
-        return (self.peak - self.base) / 1e6
 
 
 def timed(fn):

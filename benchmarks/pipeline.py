@@ -9,10 +9,8 @@ For msgr_additive.json the edited parameter is gradient.smoothing; for msgr.json
 number of removed layers (as the issue asks).
 """
 import argparse
-import resource
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -20,31 +18,12 @@ import numpy as np
 from astropy.io import fits
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _measure import PeakRSS  # noqa: E402
 from pairs import make_pair  # noqa: E402
 
 from msgr_nodes.demo import stock_graph  # noqa: E402
 from msgr_nodes.executor import Executor  # noqa: E402
 from msgr_nodes.graph import Graph  # noqa: E402
-
-
-class PeakRSS:
-    """Peak resident memory of this process, sampled every 50 ms."""
-
-    def __enter__(self):
-        self.peak, self.stop = 0, False
-        self.t = threading.Thread(target=self._watch, daemon=True)
-        self.t.start()
-        return self
-
-    def _watch(self):
-        while not self.stop:
-            with open("/proc/self/statm") as fh:
-                self.peak = max(self.peak, int(fh.read().split()[1]) * resource.getpagesize())
-            time.sleep(0.05)
-
-    def __exit__(self, *a):
-        self.stop = True
-        self.t.join()
 
 
 def rgb_copy(src: Path, dst: Path) -> None:

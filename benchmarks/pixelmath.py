@@ -5,11 +5,15 @@
 Expression (5 operators): Narrow * med(Wide) / Wide + 0.1 * Narrow - 0.01
 """
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 
-from msgr_nodes.ops.pixelmath import compile_program, evaluate
+sys.path.insert(0, str(Path(__file__).parent))
+from _measure import best  # noqa: E402
+
+from msgr_nodes.ops.pixelmath import compile_program, evaluate  # noqa: E402
 
 EXPR = "Narrow * med(Wide) / Wide + 0.1 * Narrow - 0.01"
 
@@ -24,15 +28,6 @@ def numpy_float32(n, w):
     med = np.median(w, axis=(1, 2), keepdims=True)
     out = n * med / w + np.float32(0.1) * n - np.float32(0.01)
     return np.clip(out, 0, 1, out=out)
-
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
 
 
 def main():

@@ -1,7 +1,6 @@
 """StarRemove: classical star removal (detection, flux-grown masks, multiscale background fill)."""
 import numpy as np
 
-from msgr_nodes.errors import NodeError
 from msgr_nodes.image import Image
 from msgr_nodes.ops.stars import remove_stars
 from msgr_nodes.params import Param

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from msgr_nodes.errors import MsgrError
-from msgr_nodes.executor import Executor
 from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.ops.linear_fit import apply_fit, l1_line, linear_fit

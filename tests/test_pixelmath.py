@@ -3,7 +3,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msgr_nodes.executor import Executor
 from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.ops.pixelmath import PixelMathError, compile_program, evaluate

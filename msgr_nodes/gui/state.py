@@ -13,7 +13,6 @@ from typing import Any
 
 from ..errors import MsgrError
 from ..graph import Graph, Link, Node
-from ..graphfile import graph_from_dict, graph_to_dict
 
 
 class Command:

@@ -13,7 +13,6 @@ Arrays: one plane (H, W) float32; values nominally in [0, 1].
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
