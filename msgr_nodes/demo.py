@@ -48,6 +48,8 @@ def run_demo(out: Path, jobs: int = 2, cache_dir: Path | None = None, graph: str
     from .progress import make_progress
 
     t0 = time.perf_counter()
+    # the folder is the user's (command line: relative to the current folder), not the graph file's
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     g = Graph.load(stock_graph(graph))
     g.set("narrow.path", str(asset("narrow.fits.fz")))

@@ -86,8 +86,10 @@ def test_unrelated_wide_image_is_never_subtracted(medium_pair, tmp_path, rng):
     assert after["resid_rms"] <= before["resid_rms"] * 1.05
 
 
-def test_demo_runs_on_the_bundled_sample(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "d"), "--no-cache"]) == 0
+def test_demo_runs_on_the_bundled_sample(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the README's command: no --out, results in ./msgr-demo
+    assert main(["demo", "--no-cache"]) == 0
+    (tmp_path / "msgr-demo").rename(tmp_path / "d")
     out = capsys.readouterr().out
     assert (tmp_path / "d" / "narrow_msgr.fits").is_file()
     png = tmp_path / "d" / "before_after.png"
