@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import SHARED, make_pair  # noqa: E402
 
-from msgr_nodes.demo import before_after_png, stock_graph  # noqa: E402
+from msgr_nodes.demo import before_after_png, self_check, stock_graph  # noqa: E402
 from msgr_nodes.executor import Executor  # noqa: E402
 from msgr_nodes.graph import Graph  # noqa: E402
 from msgr_nodes.io.formats import read_image  # noqa: E402
@@ -57,7 +57,7 @@ def run_graph(name, pair, out, ex):
     res = ex.run(g)
     if not res.ok:
         return None, time.perf_counter() - t, "; ".join(list(res.errors.values()) + list(res.skipped.values()))
-    check = res.results["gradient"].metadata["channels"][0]["check"] if "gradient" in res.results else ""
+    check = self_check(res)
     return out / f"{name[:-5]}.fits", time.perf_counter() - t, check
 
 
@@ -104,7 +104,7 @@ def main():
             continue
         truth = json.loads((pair / "truth.json").read_text())
         sky = truth["narrow"].get("sky_e", truth["narrow"].get("pedestal_e")) / 65535.0
-        out = a.out / tag
+        out = a.out.resolve() / tag  # graph paths resolve against the graph file, not here
         out.mkdir(parents=True, exist_ok=True)
         ex = Executor(jobs=2, memory_bytes=4 * 1024 ** 3)
         base = score_mod.score(score_mod.load(pair / "narrow.fits"), pair, sky)

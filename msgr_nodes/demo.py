@@ -39,6 +39,15 @@ def before_after_png(before: np.ndarray, after: np.ndarray, model: np.ndarray, p
     write_image(path, Image(panel), "png", "uint8", overwrite=True)
 
 
+def self_check(result) -> str:
+    """The verdict of the graph's self-checking fit (DetailFit), or "-" for a graph without one."""
+    for node in result.results.values():
+        channels = node.metadata.get("channels") or [{}]
+        if "check" in channels[0]:
+            return channels[0]["check"]
+    return "-"
+
+
 def run_demo(out: Path, jobs: int = 2, cache_dir: Path | None = None, graph: str = "msgr_additive.json") -> int:
     """Run the recommended graph on the sample pair into ``out``; print where the results are and the score."""
     from .executor import Executor
@@ -76,7 +85,7 @@ def run_demo(out: Path, jobs: int = 2, cache_dir: Path | None = None, graph: str
     neb, clean, grad = (read_image(asset(f"narrow_{n}.fits.fz")).data[0] for n in ("nebula", "clean", "gradient"))
     s_before = score(before[0], neb, clean, grad, sky)
     s_after = score(after[0], neb, clean, grad, sky)
-    check = result.results["gradient"].metadata["channels"][0]["check"] if "gradient" in result.results else "-"
+    check = self_check(result)
     print(f"corrected image: {corrected}")
     print(f"gradient model:  {model_path}")
     print(f"before | after | model: {png}")

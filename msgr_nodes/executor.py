@@ -268,7 +268,7 @@ class Executor:
                 return hit, True
         self._emit(Event("started", nid))
         ctx = RunContext(nid, emit=lambda kind, **kw: self._emit(Event(kind, nid, **kw)),
-                         cancel=cancel, graph_dir=graph.base_dir)
+                         cancel=cancel, graph_dir=graph.base_dir, threads=self.jobs)
         ctx.graph_json, ctx.input_paths, ctx.node_type = graph_json, input_paths, node.type
         params = graph.effective_params(nid)
         outputs = spec.run(ctx, inputs, params)

@@ -40,8 +40,9 @@ class RunContext:
     """What a running node may use besides its inputs: progress, warnings, cancel, metadata."""
 
     def __init__(self, node_id: str, emit: Callable[..., None] | None = None,
-                 cancel: "CancelToken | None" = None, graph_dir: Path | None = None):
+                 cancel: "CancelToken | None" = None, graph_dir: Path | None = None, threads: int = 1):
         self.node_id = node_id
+        self.threads = max(1, int(threads))  # worker threads a node may use for independent work (channels)
         self._emit = emit
         self._cancel = cancel
         self.graph_dir = graph_dir

@@ -144,3 +144,24 @@ def test_galaxies_are_left_alone(rng):
     for y, x in [(60, 80), (150, 200), (190, 60)]:
         assert not mask[y, x]
         assert abs(out[0, y, x] - img[0, y, x]) < 1e-6
+
+
+def test_fill_takes_the_surrounding_background_in_every_channel(rng):
+    """Holes in a sloped, noisy sky are filled with the local sky level; the channels share the mask
+    and each is filled as it would be alone; unmasked pixels are untouched."""
+    from msgr_nodes.ops.stars import fill_masked
+
+    h, w = 300, 400
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    sky = 0.05 + 0.1 * xx / w + 0.05 * yy / h
+    rgb = np.stack([sky * k + rng.normal(0, 0.002, (h, w)) for k in (0.8, 1.0, 1.3)]).astype(np.float32)
+    mask = np.zeros((h, w), bool)
+    for cy, cx, r in ((50, 60, 3), (150, 200, 12), (250, 350, 40), (0, 0, 9)):
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+    filled = fill_masked(rgb, mask)
+    assert filled.shape == rgb.shape and filled.dtype == np.float32
+    np.testing.assert_array_equal(filled[:, ~mask], rgb[:, ~mask])
+    for c, k in enumerate((0.8, 1.0, 1.3)):
+        np.testing.assert_allclose(fill_masked(rgb[c], mask), filled[c], rtol=0, atol=1e-6)
+        err = filled[c][mask] - sky[mask] * k
+        assert np.abs(err).max() < 0.01 * k and abs(err.mean()) < 0.002 * k

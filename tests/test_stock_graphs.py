@@ -99,3 +99,24 @@ def test_demo_runs_on_the_bundled_sample(tmp_path, capsys, monkeypatch):
     line = next(l for l in out.splitlines() if l.startswith("large-scale residual"))
     after = float(line.split(",")[1].split()[0])
     assert after < 1.0
+
+
+def test_editing_the_model_smoothing_recomputes_only_the_model_cone(medium_pair, tmp_path):
+    """The slow, self-checked fit (linear_fit) is cached: a smoothing edit redoes the smoothing step and
+    what follows it, and the new model differs."""
+    from msgr_nodes.executor import Executor
+
+    g = Graph.load(stock_graph("msgr_additive.json"))
+    for key, value in (("narrow.path", str(medium_pair / "narrow.fits")), ("wide.path", str(medium_pair / "wide.fits")),
+                       ("save.path", str(tmp_path / "out.fits")), ("save_model.path", str(tmp_path / "model.fits")),
+                       ("save.overwrite", True), ("save_model.overwrite", True)):
+        g.set(key, value)
+    ex = Executor(jobs=2)
+    first = ex.run(g)
+    assert first.ok and "linear_fit" in first.computed
+    model1 = first.output("mmt_model").data.copy()
+    g.set("mmt_model.smoothing", 50.0)
+    second = ex.run(g)
+    assert second.ok
+    assert set(second.computed) == {"mmt_model", "remove_model", "save", "save_model"}
+    assert np.abs(second.output("mmt_model").data - model1).max() > 1e-5

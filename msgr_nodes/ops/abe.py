@@ -143,12 +143,35 @@ class Surface:
         gy = np.linspace(0, h - 1, gh)
         gx = np.linspace(0, w - 1, gw)
         X, Y = np.meshgrid(gx, gy)
-        coarse = self.at(X.ravel(), Y.ravel()).reshape(gh, gw)
-        yy = np.linspace(0, gh - 1, h)
-        xx = np.linspace(0, gw - 1, w)
-        rows = ndimage.map_coordinates(coarse, np.meshgrid(yy, np.arange(gw), indexing="ij"), order=3, mode="nearest")
-        return ndimage.map_coordinates(rows, np.meshgrid(np.arange(h), xx, indexing="ij"), order=3,
-                                       mode="nearest").astype(np.float32)
+        coarse = self.at(X.ravel(), Y.ravel()).reshape(gh, gw).astype(np.float32)
+        # separable cubic interpolation as two small matrix products: a fraction of a second at 24 Mpx
+        return _cubic_weights(h, gh) @ coarse @ _cubic_weights(w, gw).T
+
+
+def _cubic_weights(n_out: int, n_in: int) -> np.ndarray:
+    """(n_out, n_in) float32 weights of Keys' cubic convolution (a = -0.5) from n_in samples spread
+    over n_out pixels (first and last coincide). Beyond the ends, Keys' boundary condition
+    (f(-1) = 3 f(0) - 3 f(1) + f(2)) keeps the edge cells as accurate as the interior."""
+    pos = np.linspace(0, n_in - 1, n_out)
+    i = np.floor(pos).astype(np.int64)
+    t = pos - i
+    taps = (((-0.5 * t + 1.0) * t - 0.5) * t,       # i - 1
+            (1.5 * t - 2.5) * t * t + 1.0,           # i
+            ((-1.5 * t + 2.0) * t + 0.5) * t,        # i + 1
+            (0.5 * t - 0.5) * t * t)                 # i + 2
+    m = np.zeros((n_out, n_in), np.float64)
+    rows = np.arange(n_out)
+    for k, wk in zip((-1, 0, 1, 2), taps):
+        j = i + k
+        if n_in >= 3:
+            for ghost, inner in ((j < 0, (0, 1, 2)), (j > n_in - 1, (n_in - 1, n_in - 2, n_in - 3))):
+                for idx, c in zip(inner, (3.0, -3.0, 1.0)):
+                    np.add.at(m, (rows[ghost], idx), c * wk[ghost])
+            inside = (j >= 0) & (j <= n_in - 1)
+            np.add.at(m, (rows[inside], j[inside]), wk[inside])
+        else:
+            np.add.at(m, (rows, np.clip(j, 0, n_in - 1)), wk)
+    return m.astype(np.float32)
 
 
 def _fit(kind: str, s: BoxSamples, sel: np.ndarray, shape, degree: int, smoothing: float) -> Surface:

@@ -1,5 +1,9 @@
-"""The additive gradient model of MSGR: what the narrow image has at large scales that the
-(registered, intensity-matched) wide image has not.
+"""The additive gradient model of MSGR in two steps, each its own node so that the cache keeps the
+expensive, check-heavy first step when only the smoothing is edited:
+
+1. :func:`match_wide`: the wide image matched to the narrow one on shared fine detail, with
+   self-checks; the difference narrow - (a + b wide).
+2. :func:`large_scales`: the difference's large scales (the gradient model).
 
 Planes are float32 (H, W) of starless images on the same grid, values nominally in [0, 1].
 """
@@ -15,9 +19,9 @@ from .linear_fit import bandpass, l1_line
 
 
 @dataclass
-class GradientResult:
-    model: np.ndarray            # (H, W) additive gradient, median 0
-    fitted: np.ndarray           # (H, W) a + b * wide
+class MatchResult:
+    difference: np.ndarray       # (H, W) narrow - (a + b wide); zeros when nothing may be subtracted
+    fitted: np.ndarray           # (H, W) a + b wide
     info: dict = field(default_factory=dict)
 
 
@@ -26,7 +30,25 @@ def auto_layers(shape: tuple[int, int]) -> int:
     return int(min(9, max(3, round(math.log2(max(min(shape), 16) / 16)))))
 
 
+# Frames above this many pixels are measured on a coarser grid or a subsample: a slope or a median
+# over millions of samples gains nothing from tens of millions.
+WORKING_PIXELS = 4_000_000
+
+
+def _stride(shape: tuple[int, int], limit: int = WORKING_PIXELS) -> int:
+    """The smallest integer step that brings a frame (H, W) to at most ``limit`` pixels."""
+    return max(1, math.ceil(math.sqrt(shape[0] * shape[1] / limit)))
+
+
+def sampled_median(plane: np.ndarray) -> float:
+    """Median of a plane (H, W), on an even subsample of at most WORKING_PIXELS pixels."""
+    s = _stride(plane.shape)
+    return float(np.median(plane[::s, ::s]))
+
+
 def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
+    s = min(_stride(plane.shape), max(1, block // 8))  # at least 8x8 samples per block
+    plane, block = plane[::s, ::s], block // s
     h, w = plane.shape[0] // block * block, plane.shape[1] // block * block
     b = plane[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
     return np.median(b.reshape(h // block, w // block, -1), axis=2)
@@ -46,6 +68,8 @@ class Bands:
         f = max(1, int(detail_sigma // 4))
         while f > 1 and min(narrow.shape) // f < 64:
             f //= 2
+        # large frames: at most WORKING_PIXELS (block means up to sigma/2 keep the band)
+        f = max(f, min(_stride(narrow.shape), max(1, int(detail_sigma // 2))))
         n, w = downsample(narrow, f), downsample(wide, f)
         ok = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
         return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok)
@@ -70,24 +94,28 @@ def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32) -> 
     return float(l1_line(bw.astype(np.float64), bn.astype(np.float64))[1])
 
 
-def smooth_difference(diff: np.ndarray, method: str, layers: int, smoothing: float) -> np.ndarray:
-    """The large scales of a difference image: MMT c_K, or a smoothing thin-plate surface on box medians
-    (no mirrored-border bias)."""
+def large_scales(plane: np.ndarray, method: str = "surface", layers: int = 0, smoothing: float = 0.1) -> np.ndarray:
+    """The large scales of a plane (H, W) float32, structures above about 2^K px (K = ``layers``, 0 = from
+    the frame size, :func:`auto_layers`): MMT c_K, or a smoothing thin-plate surface on box medians (no
+    mirrored-border bias). A constant plane (a refused model is all zeros) comes back unchanged."""
+    layers = layers or auto_layers(plane.shape)
+    lo, hi = float(plane.min()), float(plane.max())
+    if lo == hi:
+        return np.full(plane.shape, lo, np.float32)
     if method == "mmt":
         from .mmt import smooth
-        return smooth(diff, layers, "accurate")
+        return smooth(plane, layers, "accurate")
     box = max(4, 2 ** max(layers - 3, 2))
     down = max(1, box // 8)  # box medians of 8x8 block means: the same scale, far fewer pixels
     p = ABEParams(box_size=box // down, box_separation=0, downsample=down, tolerance=3.0, min_box_fraction=0.3,
                   deviation=6.0, unbalance=1.0, method="rbf", smoothing=smoothing)
-    surf, _ = fit_background(diff, p)
+    surf, _ = fit_background(plane, p)
     return surf.evaluate()
 
 
-def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, method: str = "surface",
-                   smoothing: float = 0.1, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
-                   detail_threshold: float = 0.5, fallback_threshold: float = 0.5) -> GradientResult:
-    """Additive gradient of ``narrow`` relative to ``wide``, with self-checks.
+def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
+               detail_threshold: float = 0.5, fallback_threshold: float = 0.5) -> MatchResult:
+    """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
        several scales, and for comparison on large scales (block medians, which gradients do bias).
@@ -102,31 +130,33 @@ def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, met
        image worse than leaving it alone).
     Each decision is reported in ``info["check"]``.
     """
-    K = layers or auto_layers(narrow.shape)
     # The slope is measured on detail bands at several scales. A physical (linear) relation gives the
     # same slope at every scale the wide image resolves; differently processed images (a non-linear
     # stretch) or a wide image too coarse for the band give slopes that drift with scale. The slope
     # is trusted where two neighbouring scales both explain the narrow image's detail (ratio at most
     # detail_threshold) and agree within slope_tolerance.
     scales = []
-    for factor in (0.5, 1, 2, 4, 8):
+    chosen = None
+    for factor in (0.5, 1, 2, 4, 8):  # finest first; stop at the first stable pair
         sigma = detail_sigma * factor
         if 4 * sigma > min(narrow.shape) / 4:
             break
         bands = Bands.of(narrow, wide, sigma)
-        b_band = detail_slope(bands)
-        scales.append((sigma, bands, b_band, bands.ratio(b_band)))
+        b2 = detail_slope(bands)
+        r2 = bands.ratio(b2)
+        if scales:
+            s1, bands1, b1, r1 = scales[-1]
+            if r1 <= detail_threshold and r2 <= detail_threshold and b1 > 0 and \
+                    abs(b1 - b2) <= slope_tolerance * abs(b2):
+                chosen = (s1, bands1, 0.5 * (b1 + b2))
+        scales.append((sigma, bands, b2, r2))
+        if chosen:
+            break
     if not scales:
         raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
                          f"{detail_sigma}")
     b_large = large_scale_slope(narrow, wide)
-    chosen = None
-    for (s1, bands1, b1, r1), (_, _, b2, r2) in zip(scales, scales[1:]):
-        if r1 <= detail_threshold and r2 <= detail_threshold and b1 > 0 and \
-                abs(b1 - b2) <= slope_tolerance * abs(b2):
-            chosen = (s1, bands1, 0.5 * (b1 + b2))
-            break
-    info = {"layers": K, "method": method, "b_large": b_large, "check": "passed",
+    info = {"b_large": b_large, "check": "passed",
             "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr} for sg, _, bb, rr in scales]}
     if chosen is None:
         # no stable scale: judge the plain additive model on the band the wide image explains best
@@ -139,16 +169,15 @@ def gradient_model(narrow: np.ndarray, wide: np.ndarray, *, layers: int = 0, met
                               f"{', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale); nothing was subtracted",
                         a=0.0, b=0.0)
             zero = np.zeros(narrow.shape, np.float32)
-            return GradientResult(zero, zero.copy(), info)
+            return MatchResult(zero, zero.copy(), info)
         b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
                          f"stable slope; used the large-scale slope {b:.4f}")
     else:
         sigma_used, bands, b = chosen
         info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=bands.ratio(b))
-    a = float(np.median(narrow - b * wide))
-    diff = narrow - (a + b * wide)
-    model = smooth_difference(diff.astype(np.float32), method, K, smoothing)
-    model = model - np.float32(np.median(model))
+    diff = narrow - np.float32(b) * wide
+    a = sampled_median(diff)
+    diff -= np.float32(a)
     info.update({"a": a, "b": b})
-    return GradientResult(model.astype(np.float32), (a + b * wide).astype(np.float32), info)
+    return MatchResult(diff, (np.float32(a) + np.float32(b) * wide).astype(np.float32), info)

@@ -152,54 +152,74 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     return mask, stars
 
 
-def _block_sum(a: np.ndarray, f: int) -> np.ndarray:
-    h, w = a.shape
-    ph, pw = (-h) % f, (-w) % f
-    p = np.pad(a, ((0, ph), (0, pw)), mode="edge")
-    return p.reshape(p.shape[0] // f, f, p.shape[1] // f, f).sum(axis=(1, 3))
+def _sum_2x2(a: np.ndarray) -> np.ndarray:
+    """Sums of 2x2 blocks over the last two axes (..., H, W) -> (..., ceil(H/2), ceil(W/2)); an odd
+    edge row or column is repeated."""
+    ph, pw = a.shape[-2] % 2, a.shape[-1] % 2
+    if ph or pw:
+        a = np.pad(a, [(0, 0)] * (a.ndim - 2) + [(0, ph), (0, pw)], mode="edge")
+    h, w = a.shape[-2] // 2, a.shape[-1] // 2
+    return a.reshape(a.shape[:-2] + (h, 2, w, 2)).sum(axis=(-3, -1), dtype=np.float32)
 
 
-def _upsample(small: np.ndarray, shape: tuple[int, int], f: int) -> np.ndarray:
-    from .mmt import _upsample_blocks
-    return _upsample_blocks(small.astype(np.float32), shape, f)
+def _bilinear_at(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, f: int) -> np.ndarray:
+    """Bilinear interpolation between block centres (block i covers pixels f i .. f i + f - 1) of a
+    grid (h, w), at full-resolution pixels (ys, xs): what ``mmt._upsample_blocks`` gives there."""
+    def weights(p, n):
+        pos = np.clip((p - (f - 1) / 2) / f, 0, n - 1).astype(np.float32)
+        i0 = pos.astype(np.int64)
+        return i0, np.minimum(i0 + 1, n - 1), pos - i0
+    i0, i1, wy = weights(ys, small.shape[0])
+    j0, j1, wx = weights(xs, small.shape[1])
+    top = small[i0, j0] * (1 - wx) + small[i0, j1] * wx
+    bottom = small[i1, j0] * (1 - wx) + small[i1, j1] * wx
+    return top * (1 - wy) + bottom * wy
 
 
-def fill_masked(plane: np.ndarray, mask: np.ndarray, levels: int = 7, min_weight: float = 0.25) -> np.ndarray:
-    """Replace masked pixels of one plane (H, W) by the surrounding background.
+def fill_masked(data: np.ndarray, mask: np.ndarray, levels: int = 7, min_weight: float = 0.25) -> np.ndarray:
+    """Replace masked pixels of a plane (H, W) or image (C, H, W) by the surrounding background.
 
-    Normalised convolution on a pyramid: at level l the unmasked pixels are averaged in
-    2^l blocks and blurred; a masked pixel takes the finest level where enough unmasked
-    pixels surround it, so small masks are filled locally and large ones from farther out.
-    Unmasked pixels are returned unchanged.
+    Normalised convolution on a pyramid: at level l the unmasked pixels are summed in 2^l blocks
+    and blurred; a masked pixel takes the finest level where enough unmasked pixels surround it,
+    so small masks are filled locally and large ones from farther out. Unmasked pixels are
+    returned unchanged. Every level is only interpolated at the masked pixels still waiting for
+    a value (a tenth of a star field), and the mask's pyramid is shared by the channels.
     """
-    if not mask.any():
-        return plane.copy()
-    valid = (~mask).astype(np.float64)
-    value = np.where(mask, 0.0, plane.astype(np.float64))
-    out = plane.astype(np.float32).copy()
-    todo = mask.copy()
+    planes = data[None] if data.ndim == 2 else data
+    out = planes.astype(np.float32, copy=True)
+    if mask.any():
+        _fill_pyramid(planes, mask, out, levels, min_weight)
+    return out[0] if data.ndim == 2 else out
+
+
+def _fill_pyramid(planes, mask, out, levels, min_weight):
+    ys, xs = np.nonzero(mask)
+    ys, xs = ys.astype(np.int32), xs.astype(np.int32)
+    den_sum = (~mask).astype(np.float32)
+    num_sum = np.where(mask, np.float32(0), planes.astype(np.float32, copy=False))
+    waiting = np.arange(ys.size)
     for level in range(levels + 1):
         f = 2 ** level
-        if level == 0:
-            num, den = value, valid
-        else:
-            num, den = _block_sum(value, f), _block_sum(valid, f)
-        num = ndimage.gaussian_filter(num, 1.5, mode="reflect")
-        den = ndimage.gaussian_filter(den, 1.5, mode="reflect")
-        norm = den / (f * f)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            est = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
-        if level > 0:
-            est = _upsample(est, plane.shape, f)
-            norm = _upsample(norm, plane.shape, f)
-        ready = todo & (norm >= min_weight)
-        out[ready] = est[ready]
-        todo &= ~ready
-        if not todo.any():
-            break
-    if todo.any():
-        out[todo] = float(np.median(plane[~mask])) if (~mask).any() else 0.0
-    return out
+        if level:
+            den_sum, num_sum = _sum_2x2(den_sum), _sum_2x2(num_sum)
+        den = ndimage.gaussian_filter(den_sum, 1.5, mode="reflect")
+        wy, wx = ys[waiting], xs[waiting]
+        ready = _bilinear_at(den, wy, wx, f) >= min_weight * f * f
+        if ready.any():
+            wy, wx = wy[ready], wx[ready]
+            for c in range(planes.shape[0]):
+                num = ndimage.gaussian_filter(num_sum[c], 1.5, mode="reflect")
+                if f == 1:  # full resolution: divide at the pixels only
+                    out[c, wy, wx] = num[wy, wx] / np.maximum(den[wy, wx], 1e-12)
+                else:
+                    est = np.where(den > 0, num / np.maximum(den, 1e-12), np.float32(0))
+                    out[c, wy, wx] = _bilinear_at(est, wy, wx, f)
+            waiting = waiting[~ready]
+        if not waiting.size:
+            return
+    valid = ~mask
+    for c in range(planes.shape[0]):
+        out[c, ys[waiting], xs[waiting]] = float(np.median(planes[c][valid])) if valid.any() else 0.0
 
 
 def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: float = 3.5, growth: float = 1.0,
@@ -214,15 +234,18 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
     # by it: their measured size then grows with a coarser high-pass (x1.8 in a wide image upsampled
     # 5x, at most x1.16 for ordinary frames), and the detection is redone at that scale.
     if len(det):
-        a3 = float(np.median(det.a))
-        a5 = float(np.median(detect(lum, sigma, minarea, refine=False, highpass=5).a))
+        # median sizes are measured on a central crop of at most 2048 x 2048 px: thousands of stars, a
+        # fraction of the time on a large frame
+        h, w = lum.shape
+        cy, cx = max(0, (h - 2048) // 2), max(0, (w - 2048) // 2)
+        crop = lum[cy:cy + 2048, cx:cx + 2048]
+        a3 = float(np.median(det.a)) if crop.shape == lum.shape else \
+            float(np.median(detect(crop, sigma, minarea, refine=False, highpass=3).a))
+        a5 = float(np.median(detect(crop, sigma, minarea, refine=False, highpass=5).a))
         if a5 > 1.4 * a3:
             layers = int(np.clip(np.round(np.log2(8 * a5)), 4, 6))
             det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=layers)
     mask, stars = star_mask(lum.shape, det, k, growth, max_radius, saturation, plane=lum)
     if stars.size == 0:
         return data.copy(), mask, 0
-    out = np.empty_like(data)
-    for c in range(data.shape[0]):
-        out[c] = fill_masked(data[c], mask)
-    return out, mask, int(stars.size)
+    return fill_masked(data, mask), mask, int(stars.size)
