@@ -27,7 +27,8 @@ def main():
     state.graph.set("save_model.path", str(tmp / "model.fits"))
     app = EditorApp(state, 1500, 900)
     app.build()
-    app.frames(30)
+    app.frames(60)  # the window settles and the processing process has started
+    app.frames(60)
     idle = [f for f in app.frame_times]
     t0 = time.perf_counter()
     app.run_graph()

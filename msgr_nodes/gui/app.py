@@ -2,6 +2,7 @@
 commands, runs the executor in a background thread and previews results. No processing here."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -10,12 +11,14 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 
 from ..errors import MsgrError
-from ..executor import Executor
 from ..image import Image
 from ..spec import CancelToken
+from ..worker import ProcessExecutor
 from .preview import display_rgba, histogram, pixel_value
 from .state import AddLink, EditorState, MoveNodes, RemoveLink, SetLabel, SetParam
 
+IDLE_FPS = 60   # frame-rate caps (a display's vsync may cap lower)
+RUN_FPS = 40    # during a run: above the 30 fps aim, the rest of the CPU goes to the nodes
 STATE_COLOURS = {
     "idle": (60, 60, 70), "queued": (90, 90, 40), "running": (40, 90, 160), "cached": (40, 110, 110),
     "done": (40, 130, 60), "failed": (190, 40, 40), "skipped": (110, 80, 40), "cancelled": (100, 100, 100),
@@ -41,7 +44,11 @@ class EditorApp:
     def __init__(self, state: EditorState, width: int = 1500, height: int = 900):
         self.state = state
         self.width, self.height = width, height
-        self.executor = Executor(jobs=1)  # one processing thread: the other core keeps the window fluid
+        # nodes compute in a child process (its own GIL) at the lowest priority, on every core: the
+        # window is served first and processing takes whatever drawing leaves
+        cores = os.cpu_count() or 2
+        self.executor = ProcessExecutor(jobs=max(1, cores - 1), numba_threads=max(1, cores - 1))
+        self._last_frame = 0.0
         self.cancel: CancelToken | None = None
         self.run_thread: threading.Thread | None = None
         self.status = ""
@@ -67,6 +74,7 @@ class EditorApp:
 
     # ------------------------------------------------------------------ setup
     def build(self) -> None:
+        self.executor.start()  # the processing process loads its libraries while the window opens
         dpg.create_context()
         dpg.create_viewport(title="msgr-nodes", width=self.width, height=self.height)
         for name, colour in list(STATE_COLOURS.items()) + [("problem", PROBLEM_COLOUR)]:
@@ -522,12 +530,6 @@ class EditorApp:
         self.fps_during_run = []
 
         def work():
-            # keep a core for drawing: numba's parallel kernels use every core by default
-            try:
-                import numba
-                numba.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS - 1))
-            except ImportError:
-                pass
             try:
                 res = self.executor.run(graph, outputs, cancel=self.cancel)
                 self.last_result = res
@@ -700,8 +702,18 @@ class EditorApp:
             dpg.set_value("log_text", "\n".join(self.state.log[-500:]))
         dpg.set_value("status_text", self.status)
 
+    def _pace(self) -> None:
+        """Wait out the rest of the frame: at most IDLE_FPS, and RUN_FPS while nodes compute, so that
+        drawing (costly with a software OpenGL renderer) leaves the cores to the processing."""
+        cap = RUN_FPS if self.running else IDLE_FPS
+        wait = self._last_frame + 1.0 / cap - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        self._last_frame = time.perf_counter()
+
     def loop(self, until=None) -> None:
         while dpg.is_dearpygui_running():
+            self._pace()
             self.frame()
             dpg.render_dearpygui_frame()
             if until is not None and until():
@@ -710,6 +722,7 @@ class EditorApp:
     def frames(self, n: int) -> None:
         """Draw n frames (scripts and tests drive the window with this)."""
         for _ in range(n):
+            self._pace()
             self.frame()
             dpg.render_dearpygui_frame()
 
@@ -733,6 +746,7 @@ class EditorApp:
         self.cancel_run()
         if self.run_thread:
             self.run_thread.join(timeout=30)
+        self.executor.close()
         dpg.destroy_context()
 
 
