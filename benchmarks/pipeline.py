@@ -9,6 +9,7 @@ The edited node is mmt_model in both graphs: for msgr_additive.json its smoothin
 its number of removed layers.
 """
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -20,6 +21,7 @@ from astropy.io import fits
 sys.path.insert(0, str(Path(__file__).parent))
 from _measure import PeakRSS  # noqa: E402
 from pairs import make_pair  # noqa: E402
+from quality import load_score  # noqa: E402
 
 from msgr_nodes.demo import stock_graph  # noqa: E402
 from msgr_nodes.executor import Executor  # noqa: E402
@@ -72,6 +74,15 @@ def main():
     print("per node (s): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(times.items(), key=lambda kv: -kv[1])))
     print(f"re-run after {edited}: {rerun:.1f} s = {100 * rerun / cold:.0f} % of cold; recomputed "
           f"{', '.join(res2.computed)}")
+    score_mod = load_score()
+    sky = json.loads((pair / "truth.json").read_text())["narrow"]["sky_e"] / 65535.0
+    before = score_mod.score(score_mod.load(work / "narrow.fits"), pair, sky)
+    after = score_mod.score(score_mod.load(work / "out.fits"), pair, sky)
+    fit = ex.cached_result(res2.keys["linear_fit"]) if "linear_fit" in res2.keys else None
+    checks = {c["check"].split(":")[0] for c in fit.metadata["channels"]} if fit else {"-"}
+    print(f"resid_rms (% of sky, channel mean against the truth): {before['resid_rms']:.2f} uncorrected, "
+          f"{after['resid_rms']:.2f} corrected; gain_spread {after['gain_spread']:.2f} %; self-check: "
+          f"{', '.join(sorted(checks))}")
 
 
 if __name__ == "__main__":

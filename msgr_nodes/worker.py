@@ -125,7 +125,17 @@ class ProcessExecutor:
         self._proc = ctx.Process(target=_child_main, name="msgr-nodes-executor", daemon=True,
                                  args=(child_control, child_query, self._cancel_event, self.jobs,
                                        self.memory_bytes, self.numba_threads, self.niceness))
-        self._proc.start()
+        # BLAS/OpenMP pools size themselves when the child imports numpy: give them the child's share
+        # of cores (by default they take every core, and compete with the window's renderer)
+        pools = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+        saved = {k: os.environ.get(k) for k in pools}
+        os.environ.update({k: str(self.numba_threads) for k in pools if saved[k] is None})
+        try:
+            self._proc.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
         child_control.close()
         child_query.close()
         self._control, self._query = control, query
