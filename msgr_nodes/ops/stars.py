@@ -239,10 +239,10 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
         h, w = lum.shape
         cy, cx = max(0, (h - 2048) // 2), max(0, (w - 2048) // 2)
         crop = lum[cy:cy + 2048, cx:cx + 2048]
-        a3 = float(np.median(det.a)) if crop.shape == lum.shape else \
-            float(np.median(detect(crop, sigma, minarea, refine=False, highpass=3).a))
-        a5 = float(np.median(detect(crop, sigma, minarea, refine=False, highpass=5).a))
-        if a5 > 1.4 * a3:
+        fine = det if crop.shape == lum.shape else detect(crop, sigma, minarea, refine=False, highpass=3)
+        coarse = detect(crop, sigma, minarea, refine=False, highpass=5)
+        a5 = float(np.median(coarse.a)) if len(coarse) else 0.0
+        if len(fine) and a5 > 1.4 * float(np.median(fine.a)):
             layers = int(np.clip(np.round(np.log2(8 * a5)), 4, 6))
             det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=layers)
     mask, stars = star_mask(lum.shape, det, k, growth, max_radius, saturation, plane=lum)
