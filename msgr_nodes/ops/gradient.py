@@ -48,6 +48,8 @@ def sampled_median(plane: np.ndarray) -> float:
 
 def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
     s = min(_stride(plane.shape), max(1, block // 8))  # at least 8x8 samples per block
+    while block % s:  # a step that divides the block keeps the blocks at their size
+        s -= 1
     plane, block = plane[::s, ::s], block // s
     h, w = plane.shape[0] // block * block, plane.shape[1] // block * block
     b = plane[:h, :w].reshape(h // block, block, w // block, block).transpose(0, 2, 1, 3)
