@@ -7,9 +7,10 @@ resolved), and ``outputs`` maps output port names to values.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from .errors import Cancelled
 from .params import Param
@@ -57,6 +58,13 @@ class RunContext:
         self.check_cancel()
         if self._emit:
             self._emit("progress", fraction=max(0.0, min(1.0, float(fraction))), message=message)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        """``fn`` over independent items (e.g. channels) on up to ``threads`` threads; results in order.
+        numpy, scipy and numba release the GIL, so the threads share the work."""
+        items = list(items)
+        with ThreadPoolExecutor(max_workers=max(1, min(self.threads, len(items)))) as pool:
+            yield from pool.map(fn, items)
 
     def warn(self, message: str) -> None:
         self.warnings.append(message)

@@ -1,6 +1,4 @@
 """DetailFit: the wide image matched to the narrow one on shared fine detail, self-checked; their difference."""
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from msgr_nodes.errors import NodeError
@@ -25,14 +23,12 @@ def run(ctx, inputs, params):
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"])
 
-    # channels are independent and numpy/scipy release the GIL: the executor's threads share them
-    with ThreadPoolExecutor(max_workers=min(ctx.threads, n.channels)) as pool:
-        for c, r in enumerate(pool.map(channel, range(n.channels))):
-            difference[c], fitted[c] = r.difference, r.fitted
-            infos.append(r.info)
-            ctx.progress((c + 1) / n.channels, f"channel {c + 1}: b = {r.info['b']:.4f}, {r.info['check']}")
-            if r.info["check"] != "passed":
-                ctx.warn(f"channel {c + 1}: {r.info['check']}")
+    for c, r in enumerate(ctx.map(channel, range(n.channels))):
+        difference[c], fitted[c] = r.difference, r.fitted
+        infos.append(r.info)
+        ctx.progress((c + 1) / n.channels, f"channel {c + 1}: b = {r.info['b']:.4f}, {r.info['check']}")
+        if r.info["check"] != "passed":
+            ctx.warn(f"channel {c + 1}: {r.info['check']}")
     ctx.metadata["channels"] = infos
     header = n.header.copy()
     verdicts = ["passed" if i["check"] == "passed" else i["check"].split(":")[0] for i in infos]

@@ -1,6 +1,4 @@
 """LargeScales: the large-scale part of an image (a smooth surface or the K-th cascaded median)."""
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from msgr_nodes.ops.gradient import auto_layers, large_scales, sampled_median
@@ -19,10 +17,9 @@ def run(ctx, inputs, params):
             plane -= np.float32(sampled_median(plane))
         return plane
 
-    with ThreadPoolExecutor(max_workers=min(ctx.threads, img.channels)) as pool:
-        for c, plane in enumerate(pool.map(channel, range(img.channels))):
-            out[c] = plane
-            ctx.progress((c + 1) / img.channels, f"channel {c + 1}")
+    for c, plane in enumerate(ctx.map(channel, range(img.channels))):
+        out[c] = plane
+        ctx.progress((c + 1) / img.channels, f"channel {c + 1}")
     ctx.metadata.update({"layers": K, "scale_px": 2 ** K})
     return {"image": img.derive(out, name="Model")}
 

@@ -262,8 +262,11 @@ def _block_mean(img: np.ndarray, f: int) -> np.ndarray:
     return p.reshape(p.shape[0] // f, f, p.shape[1] // f, f).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
 
 
-def _linear_weights(n_out: int, n_in: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pos = np.clip((np.arange(n_out, dtype=np.float64) - (f - 1) / 2) / f, 0, n_in - 1)
+def block_weights(pixels: np.ndarray, n_in: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation between block centres along one axis (block i covers pixels f i ..
+    f i + f - 1, n_in blocks): for full-resolution pixel indices, the two blocks (i0, i1) and the
+    weight of i1 (float32 in [0, 1]); beyond the first and last centres the edge block is repeated."""
+    pos = np.clip((np.asarray(pixels, dtype=np.float64) - (f - 1) / 2) / f, 0, n_in - 1)
     i0 = np.floor(pos).astype(np.int64)
     i1 = np.minimum(i0 + 1, n_in - 1)
     return i0, i1, (pos - i0).astype(np.float32)
@@ -271,9 +274,9 @@ def _linear_weights(n_out: int, n_in: int, f: int) -> tuple[np.ndarray, np.ndarr
 
 def _upsample_blocks(small: np.ndarray, shape: tuple[int, int], f: int) -> np.ndarray:
     """Bilinear upsampling from block centres (block i covers pixels f i .. f i + f - 1)."""
-    i0, i1, wy = _linear_weights(shape[0], small.shape[0], f)
+    i0, i1, wy = block_weights(np.arange(shape[0]), small.shape[0], f)
     rows = small[i0] * (1 - wy)[:, None] + small[i1] * wy[:, None]
-    j0, j1, wx = _linear_weights(shape[1], small.shape[1], f)
+    j0, j1, wx = block_weights(np.arange(shape[1]), small.shape[1], f)
     return (rows[:, j0] * (1 - wx)[None, :] + rows[:, j1] * wx[None, :]).astype(np.float32)
 
 

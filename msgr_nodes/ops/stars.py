@@ -165,12 +165,10 @@ def _sum_2x2(a: np.ndarray) -> np.ndarray:
 def _bilinear_at(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, f: int) -> np.ndarray:
     """Bilinear interpolation between block centres (block i covers pixels f i .. f i + f - 1) of a
     grid (h, w), at full-resolution pixels (ys, xs): what ``mmt._upsample_blocks`` gives there."""
-    def weights(p, n):
-        pos = np.clip((p - (f - 1) / 2) / f, 0, n - 1).astype(np.float32)
-        i0 = pos.astype(np.int64)
-        return i0, np.minimum(i0 + 1, n - 1), pos - i0
-    i0, i1, wy = weights(ys, small.shape[0])
-    j0, j1, wx = weights(xs, small.shape[1])
+    from .mmt import block_weights
+
+    i0, i1, wy = block_weights(ys, small.shape[0], f)
+    j0, j1, wx = block_weights(xs, small.shape[1], f)
     top = small[i0, j0] * (1 - wx) + small[i0, j1] * wx
     bottom = small[i1, j0] * (1 - wx) + small[i1, j1] * wx
     return top * (1 - wy) + bottom * wy
