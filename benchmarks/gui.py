@@ -8,7 +8,7 @@ import time
 
 import dearpygui.dearpygui as dpg
 
-from msgr_nodes.demo import asset, stock_graph
+from msgr_nodes.stock import asset, stock_graph
 from msgr_nodes.gui.app import EditorApp
 from msgr_nodes.gui.state import EditorState
 

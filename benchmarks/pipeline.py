@@ -23,7 +23,7 @@ from _measure import PeakRSS  # noqa: E402
 from pairs import make_pair  # noqa: E402
 from quality import load_score  # noqa: E402
 
-from msgr_nodes.demo import stock_graph  # noqa: E402
+from msgr_nodes.stock import stock_graph  # noqa: E402
 from msgr_nodes.executor import Executor  # noqa: E402
 from msgr_nodes.graph import Graph  # noqa: E402
 

@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import SHARED, make_pair  # noqa: E402
 
-from msgr_nodes.demo import before_after_png, self_check, stock_graph  # noqa: E402
+from msgr_nodes.demo import before_after_png, self_check  # noqa: E402
+from msgr_nodes.stock import stock_graph  # noqa: E402
 from msgr_nodes.executor import Executor  # noqa: E402
 from msgr_nodes.graph import Graph  # noqa: E402
 from msgr_nodes.io.formats import read_image  # noqa: E402

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import GraphInvalid, MsgrError
+from .errors import GraphInvalid, MsgrError, Problem, UsageError
 
 
 def default_cache_dir() -> Path:
@@ -30,35 +30,55 @@ def _fail(lines) -> int:
     return 1
 
 
-def apply_settings(graph, settings: list[str]) -> None:
-    """Apply ``NODE.PARAM=VALUE`` strings; relative paths given here resolve against the current folder."""
+def parse_settings(settings: list[str]) -> list[tuple[str, str]]:
+    """``NODE.PARAM=VALUE`` strings as (``NODE.PARAM``, ``VALUE``); every malformed one is
+    reported at once, as bad usage."""
+    parsed, bad = [], []
     for s in settings:
-        if "=" not in s or "." not in s.split("=", 1)[0]:
-            raise MsgrError(f"-s {s!r}: expected NODE.PARAM=VALUE, e.g. -s narrow.path=N.fits")
-        target, value = s.split("=", 1)
-        node_id, name = target.split(".", 1)
-        spec = graph.spec(node_id)
-        p = spec.param(name) if spec else None
-        if p is not None and p.kind == "path" and value:
-            value = str(Path(os.path.expanduser(value)).resolve())
-        graph.set(target, value, parse=True)
+        target, eq, value = s.partition("=")
+        node_id, dot, name = target.partition(".")
+        if not eq or not dot or not node_id or not name:
+            bad.append(s)
+        else:
+            parsed.append((target, value))
+    if bad:
+        raise UsageError(f"-s {', -s '.join(repr(b) for b in bad)}: expected NODE.PARAM=VALUE, "
+                         f"e.g. -s narrow.path=N.fits")
+    return parsed
+
+
+def apply_settings(graph, settings: list[str]) -> None:
+    """Apply ``NODE.PARAM=VALUE`` strings; relative paths given here resolve against the current
+    folder. Every problem (unknown node, parameter or bad value) is reported at once."""
+    problems = []
+    for target, value in parse_settings(settings):
+        try:
+            graph.set(target, value, parse=True)
+        except MsgrError as exc:
+            problems.append(Problem(None, str(exc)))
+    if problems:
+        raise GraphInvalid(problems)
+
+
+def _cache_dir(args) -> Path | None:
+    return None if args.no_cache else (args.cache_dir or default_cache_dir())
 
 
 def cmd_run(args) -> int:
     """``msgr-nodes run``: validate, run with progress on stderr, print written files on stdout."""
     from .executor import Executor
     from .graph import Graph
-    from .progress import make_progress
+    from .progress import make_progress, print_failures
 
     graph = Graph.load(args.graph)
     apply_settings(graph, args.set or [])
     problems = graph.validate()
     if problems:
         return _fail(str(p) for p in problems)
-    cache_dir = None if args.no_cache else (args.cache_dir or default_cache_dir())
     labels = {nid: (n.label or nid) for nid, n in graph.nodes.items()}
+    ex = Executor(jobs=args.jobs, memory_bytes=0, cache_dir=_cache_dir(args))
     with make_progress(labels) as progress:
-        ex = Executor(jobs=args.jobs, memory_bytes=0, cache_dir=cache_dir, on_event=progress)
+        ex.on_event = progress
         result = ex.run(graph, args.output or None)
     for nid, res in result.results.items():
         for path in res.metadata.get("written", []):
@@ -66,10 +86,8 @@ def cmd_run(args) -> int:
     if result.cancelled:
         return _fail(["the run was cancelled"])
     if result.errors:
-        if args.debug:
-            for tb in result.tracebacks.values():
-                print(tb, file=sys.stderr)
-        return _fail(list(result.errors.values()) + list(result.skipped.values()))
+        print_failures(result, args.debug)
+        return 1
     print(f"done: {len(result.computed)} computed, {len(result.cached)} from cache, "
           f"{result.seconds:.1f} s", file=sys.stderr)
     return 0
@@ -128,8 +146,37 @@ def cmd_demo(args) -> int:
     """``msgr-nodes demo``: the recommended graph on the bundled sample pair."""
     from .demo import run_demo
 
-    cache = None if args.no_cache else (args.cache_dir or default_cache_dir())
-    return run_demo(args.out, args.jobs, cache)
+    return run_demo(args.out, args.jobs, _cache_dir(args), debug=args.debug)
+
+
+def cmd_graphs(args) -> int:
+    """``msgr-nodes graphs``: the installed stock graphs, one line each (usable by name)."""
+    from .stock import stock_graph_titles
+
+    titles = stock_graph_titles()
+    width = max(map(len, titles), default=0)
+    for name, title in titles.items():
+        print(f"{name:<{width}}  {title}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    """``msgr-nodes sample``: copy the bundled sample pair into a folder, to try the commands on."""
+    from .io.atomic import write_bytes_atomic
+    from .stock import asset
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise MsgrError(f"sample --out {out}: is a file, not a folder: give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    names = ("narrow.fits.fz", "wide.fits.fz")
+    existing = [n for n in names if (out / n).exists()]
+    if existing and not args.overwrite:
+        raise MsgrError(f"{out / existing[0]}: already exists; pass --overwrite to replace it")
+    for name in names:
+        write_bytes_atomic(out / name, asset(name).read_bytes())
+        print(out / name)
+    return 0
 
 
 def cmd_gui(args) -> int:
@@ -141,66 +188,111 @@ def cmd_gui(args) -> int:
     return gui_main(args.graph)
 
 
+def _jobs(text: str) -> int:
+    """``--jobs``: a whole number of at least 1."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: must be 1 or more (the number of threads)")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``msgr-nodes`` command."""
     p = argparse.ArgumentParser(prog="msgr-nodes", description="Node graphs for astronomical images.")
     p.add_argument("--version", action="version", version=f"msgr-nodes {__version__}")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", required=True)
+    graph_help = "graph file (.json), or the name of a stock graph (msgr-nodes graphs lists them)"
 
-    r = sub.add_parser("run", help="run a graph file headless")
-    r.add_argument("graph", help="graph file (.json)")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        # also after the command (as error messages suggest); SUPPRESS keeps the top-level value
+        c.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show Python tracebacks for internal errors")
+        return c
+
+    def cache_options(c: argparse.ArgumentParser) -> None:
+        g = c.add_mutually_exclusive_group()
+        g.add_argument("--cache-dir", type=Path, help=f"disk cache folder (default {default_cache_dir()})")
+        g.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
+
+    r = command("run", "run a graph headless")
+    r.add_argument("graph", help=graph_help)
     r.add_argument("-s", "--set", action="append", metavar="NODE.PARAM=VALUE",
                    help="set a parameter (repeatable); relative paths resolve against the current folder")
-    r.add_argument("-j", "--jobs", type=int, default=2, help="threads for independent branches (default 2)")
+    r.add_argument("-j", "--jobs", type=_jobs, default=2, help="threads for independent branches (default 2)")
     r.add_argument("-o", "--output", action="append", metavar="NODE",
                    help="run only this node and what it needs (repeatable)")
-    c = r.add_mutually_exclusive_group()
-    c.add_argument("--cache-dir", type=Path, help=f"disk cache folder (default {default_cache_dir()})")
-    c.add_argument("--no-cache", action="store_true", help="do not read or write the disk cache")
+    cache_options(r)
     r.set_defaults(func=cmd_run)
 
-    v = sub.add_parser("validate", help="check a graph file and list every problem")
-    v.add_argument("graph")
+    v = command("validate", "check a graph and list every problem")
+    v.add_argument("graph", help=graph_help)
     v.add_argument("-s", "--set", action="append", metavar="NODE.PARAM=VALUE")
     v.set_defaults(func=cmd_validate)
 
-    n = sub.add_parser("nodes", help="list node types, their ports and parameters")
+    gr = command("graphs", "list the installed stock graphs (usable by name)")
+    gr.set_defaults(func=cmd_graphs)
+
+    n = command("nodes", "list node types, their ports and parameters")
     n.add_argument("--json", action="store_true", help="machine-readable output")
     n.set_defaults(func=cmd_nodes)
 
-    x = sub.add_parser("extract-graph", help="get back the graph stored in an image msgr-nodes saved")
+    x = command("extract-graph", "get back the graph stored in an image msgr-nodes saved")
     x.add_argument("image", help="an image written by msgr-nodes")
     x.add_argument("-o", "--output", type=Path, help="graph file to write (default: print it)")
     x.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     x.set_defaults(func=cmd_extract_graph)
 
-    d = sub.add_parser("demo", help="run the recommended MSGR graph on the bundled sample pair")
+    d = command("demo", "run the recommended MSGR graph on the bundled sample pair")
     d.add_argument("--out", type=Path, default=Path("msgr-demo"), help="output folder (default ./msgr-demo)")
-    d.add_argument("-j", "--jobs", type=int, default=2)
-    dc = d.add_mutually_exclusive_group()
-    dc.add_argument("--cache-dir", type=Path, help="disk cache folder")
-    dc.add_argument("--no-cache", action="store_true", help="compute everything")
+    d.add_argument("-j", "--jobs", type=_jobs, default=2)
+    cache_options(d)
     d.set_defaults(func=cmd_demo)
 
-    gui = sub.add_parser("gui", help="open the visual editor")
-    gui.add_argument("graph", nargs="?", help="graph file to open")
+    sa = command("sample", "copy the bundled sample pair (narrow.fits.fz, wide.fits.fz) into a folder")
+    sa.add_argument("--out", type=Path, default=Path("."), help="folder to write (default: the current one)")
+    sa.add_argument("--overwrite", action="store_true", help="replace existing files")
+    sa.set_defaults(func=cmd_sample)
+
+    gui = command("gui", "open the visual editor")
+    gui.add_argument("graph", nargs="?", help=graph_help)
     gui.set_defaults(func=cmd_gui)
     return p
 
 
+def _interrupted() -> None:
+    """Ctrl-C: remove half-written files and leave at once (worker threads cannot be stopped
+    mid-computation, and waiting for them could take minutes)."""
+    from .io.atomic import remove_partial_files
+
+    remove_partial_files()
+    print("error: interrupted", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: returns the exit status (0 ok, 1 bad graph/input/failed node, 2 usage)."""
+    """Entry point: returns the exit status (0 ok, 1 bad graph/input/failed node, 2 usage, 130 Ctrl-C)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
+    except UsageError as exc:
+        parser.print_usage(sys.stderr)
+        print(f"msgr-nodes: error: {exc}", file=sys.stderr)
+        return 2
     except GraphInvalid as exc:
         return _fail(str(p) for p in exc.problems)
     except MsgrError as exc:
         return _fail([str(exc)])
     except KeyboardInterrupt:
-        return _fail(["interrupted"])
+        _interrupted()
+        return 130
     except Exception as exc:  # an internal error: one line unless --debug
         if args.debug:
             traceback.print_exc()

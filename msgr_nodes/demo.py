@@ -4,25 +4,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .errors import MsgrError
-
-
-def asset(name: str) -> Path:
-    """Path of a bundled sample file (package data in msgr_nodes.assets)."""
-    return Path(str(resources.files("msgr_nodes.assets") / name))
-
-
-def stock_graph(name: str) -> Path:
-    """Path of a stock graph shipped with the package (msgr.json, msgr_additive.json)."""
-    p = Path(str(resources.files("msgr_nodes.graphs") / name))
-    if not p.is_file():
-        raise MsgrError(f"stock graph {name} is not installed")
-    return p
+from .stock import asset, stock_graph
 
 
 def before_after_png(before: np.ndarray, after: np.ndarray, model: np.ndarray, path: Path) -> None:
@@ -48,18 +35,24 @@ def self_check(result) -> str:
     return "-"
 
 
-def run_demo(out: Path, jobs: int = 2, cache_dir: Path | None = None, graph: str = "msgr_additive.json") -> int:
+def run_demo(out: Path, jobs: int = 2, cache_dir: Path | None = None, graph: str = "msgr_additive.json",
+             debug: bool = False) -> int:
     """Run the recommended graph on the sample pair into ``out``; print where the results are and the score."""
     from .executor import Executor
     from .graph import Graph
     from .io.formats import read_image
     from .ops.score import score
-    from .progress import make_progress
+    from .progress import make_progress, print_failures
 
     t0 = time.perf_counter()
     # the folder is the user's (command line: relative to the current folder), not the graph file's
     out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise MsgrError(f"demo --out {out}: is a file, not a folder: give a folder for the demo's outputs")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MsgrError(f"demo --out {out}: cannot create the folder ({exc.strerror}): give another one") from None
     g = Graph.load(stock_graph(graph))
     g.set("narrow.path", str(asset("narrow.fits.fz")))
     g.set("wide.path", str(asset("wide.fits.fz")))
@@ -72,8 +65,7 @@ def run_demo(out: Path, jobs: int = 2, cache_dir: Path | None = None, graph: str
     with make_progress(labels) as progress:
         result = Executor(jobs=jobs, memory_bytes=0, cache_dir=cache_dir, on_event=progress).run(g)
     if not result.ok:
-        for line in list(result.errors.values()) + list(result.skipped.values()):
-            print(f"error: {line}", file=sys.stderr)
+        print_failures(result, debug)
         return 1
     before = read_image(asset("narrow.fits.fz")).data
     after = read_image(corrected).data

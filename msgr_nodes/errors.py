@@ -17,6 +17,10 @@ class NodeError(MsgrError):
     """Raised by a node's ``run`` for bad input; the executor adds the node id."""
 
 
+class UsageError(MsgrError):
+    """The command line itself is wrong (exit status 2), e.g. a malformed ``-s``."""
+
+
 class Cancelled(MsgrError):
     """The run was cancelled by the user."""
 

@@ -184,7 +184,8 @@ class Executor:
                     result.skipped[d] = f"{d}: not run because {nid} failed"
                     self._emit(Event("skipped", d, message=why))
 
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="msgr-node") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="msgr-node")
+        try:
             while pending or running:
                 if cancel.cancelled:
                     for nid in sorted(pending):
@@ -238,6 +239,13 @@ class Executor:
                         if i > 0:
                             self._emit(Event("finished", m, seconds=0.0, cached=True))
                         finish_value(m, res)
+        except BaseException:
+            # Ctrl-C (KeyboardInterrupt) or an error of the loop itself: ask the running nodes to
+            # stop and do not wait for them (the caller decides whether to leave at once)
+            cancel.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         if cancel.cancelled:
             result.cancelled = True
         result.seconds = time.perf_counter() - t_start
@@ -264,6 +272,8 @@ class Executor:
                 if hit is not None:
                     self.memory.put(key, hit)
             if hit is not None:
+                for message in hit.warnings:  # a verdict must reach the user on every run, not only the first
+                    self._emit(Event("warning", nid, message=message))
                 self._emit(Event("finished", nid, seconds=time.perf_counter() - t0, cached=True))
                 return hit, True
         self._emit(Event("started", nid))

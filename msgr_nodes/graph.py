@@ -154,7 +154,11 @@ class Graph:
         return {l.dst_port: l for l in self.links if l.dst == node_id}
 
     def set(self, target: str, value: Any, *, parse: bool = False) -> None:
-        """Set a parameter by ``"node.param"``; with ``parse`` the value is command-line text."""
+        """Set a parameter by ``"node.param"``; with ``parse`` the value is command-line text.
+
+        A relative path given here resolves against the current folder (as on the command line),
+        not against the graph file's folder: ``g.set("narrow.path", "N.fits")`` means ./N.fits.
+        A path starting with a ``{source_...}`` placeholder is kept as it is."""
         if "." not in target:
             raise MsgrError(f"{target!r}: expected NODE.PARAM, e.g. narrow.path")
         node_id, name = target.split(".", 1)
@@ -162,6 +166,10 @@ class Graph:
         spec = self.registry.get(node.type)
         if spec is None:
             raise MsgrError(f"{node_id}: unknown node type {node.type!r}")
+        p = spec.param(name)
+        if p is not None and p.kind == "path" and isinstance(value, (str, os.PathLike)) and str(value) \
+                and not str(value).startswith("{source_"):
+            value = str(Path(os.path.expanduser(str(value))).absolute())
         self._set_param(node, spec, name, value, parse=parse)
 
     def get(self, target: str) -> Any:
@@ -297,6 +305,7 @@ class Graph:
                 if not port.optional and port.name not in have:
                     problems.append(Problem(nid, f"input {port.name!r} ({port.type}) is not connected: "
                                                  f"link an output to it"))
+        problems.extend(self._file_problems())
         g = self.to_networkx()
         seen: set[frozenset] = set()
         for cycle in nx.simple_cycles(g):
@@ -308,6 +317,44 @@ class Graph:
                                     ": remove one of these links"))
             if len(seen) >= 10:
                 break
+        return problems
+
+    def _file_problems(self) -> list[Problem]:
+        """Input files that are missing, output folders that are missing, and outputs that two
+        nodes would write (the file would hold one or the other at random)."""
+        problems: list[Problem] = []
+        writers: dict[tuple, list[str]] = {}
+        for nid, node in self.nodes.items():
+            spec = self.registry.get(node.type)
+            if spec is None:
+                continue
+            params = self.effective_params(nid)
+            for p in spec.params:
+                value = params.get(p.name)
+                if p.kind != "path" or not value or not isinstance(value, str):
+                    continue
+                if p.reads:
+                    if not os.path.exists(value):
+                        problems.append(Problem(nid, f"{value}: no such file; check the path", p.name))
+                    elif os.path.isdir(value):
+                        problems.append(Problem(nid, f"{value}: is a folder, not a file", p.name))
+                elif p.writes:
+                    if value.startswith("{source_"):
+                        # filled in from the image's source at run time: the same template fed from
+                        # the same inputs names the same file
+                        sources = tuple(sorted(a for a in nx.ancestors(self.to_networkx(), nid)
+                                               if any(q.reads for q in getattr(self.spec(a), "params", ()))))
+                        writers.setdefault((value, sources), []).append(nid)
+                        continue
+                    writers.setdefault((os.path.realpath(value), ()), []).append(nid)
+                    folder = os.path.dirname(value)
+                    if folder and not os.path.isdir(folder):
+                        problems.append(Problem(nid, f"{value}: the folder {folder} does not exist; "
+                                                     f"create it or choose another path", p.name))
+        for (path, _), nodes in writers.items():
+            if len(nodes) > 1:
+                problems.append(Problem(nodes[1], f"writes {path}, as {' and '.join(nodes[:-1])} does: "
+                                                  f"give each output its own path", "path"))
         return problems
 
     def check(self) -> None:

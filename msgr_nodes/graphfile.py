@@ -15,6 +15,7 @@ from .errors import FormatError
 from .graph import Graph, Link, Node
 from .io.atomic import write_bytes_atomic
 from .registry import Registry
+from .stock import resolve_graph, stock_graph_names
 
 FORMAT = "msgr-nodes/graph"
 FORMAT_VERSION = 1
@@ -154,15 +155,17 @@ def _refuse_constant(name: str) -> None:
 
 
 def load_graph(path: str | os.PathLike, registry: Registry | None = None) -> Graph:
-    """Read a graph file. Relative paths inside it resolve against its folder."""
-    p = Path(path)
+    """Read a graph file, or a stock graph by name (``msgr``, ``msgr_additive``: an existing file
+    of that name wins). Relative paths inside it resolve against its folder."""
+    p = resolve_graph(path)
     try:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
             raise FormatError(f"{p}: {size} bytes is too large for a graph file (limit {MAX_FILE_BYTES})")
         raw = p.read_bytes()
     except FileNotFoundError:
-        raise FormatError(f"{p}: no such graph file") from None
+        raise FormatError(f"{p}: no such graph file (stock graphs, usable by name: "
+                          f"{', '.join(stock_graph_names())})") from None
     except IsADirectoryError:
         raise FormatError(f"{p}: is a folder, not a graph file") from None
     except PermissionError:

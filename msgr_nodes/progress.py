@@ -88,3 +88,19 @@ def make_progress(labels: dict[str, str], stream: TextIO | None = None):
     if stream.isatty():
         return RichProgress(labels, stream)
     return PlainProgress(stream, labels)
+
+
+def print_failures(result, debug: bool = False, stream: TextIO | None = None) -> None:
+    """A failed run on stderr: one line per failed node, then one line naming the nodes that were
+    skipped because of them (tracebacks too with ``debug``)."""
+    stream = stream or sys.stderr
+    if debug:
+        for tb in result.tracebacks.values():
+            print(tb, file=stream)
+    lines = list(result.errors.values())
+    if result.skipped:
+        names = sorted(result.skipped)
+        lines.append(f"{len(names)} node(s) not run because of the error{'s' if len(result.errors) > 1 else ''} "
+                     f"above: {', '.join(names)}")
+    for line in lines:
+        print(f"error: {line}", file=stream)

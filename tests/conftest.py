@@ -30,36 +30,20 @@ def rng():
     return np.random.default_rng(12345)
 
 
-import os
-import subprocess
-import sys
 from pathlib import Path
+
+from synthpair import make_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shared_dir() -> Path:
-    """The steering repo's shared/ folder (beside the project in dev and in CI)."""
-    return Path(os.environ.get("MSGR_SHARED", ROOT.parent / "shared"))
-
-
-def make_pair(out: Path, *args: str) -> Path:
-    """Generate a narrow/wide pair with shared/data/make_pairs.py (real textures and Gaia stars)."""
-    script = shared_dir() / "data" / "make_pairs.py"
-    if not script.is_file():
-        pytest.skip(f"test data generator not found at {script} (set MSGR_SHARED)")
-    subprocess.run([sys.executable, str(script), "--out", str(out), *args], check=True,
-                   capture_output=True)
-    return out
-
-
 @pytest.fixture(scope="session")
 def small_pair(tmp_path_factory):
-    """A 400x300 narrow / 240x180 wide pair (rcw32, seed 2), generated once per test session."""
-    return make_pair(tmp_path_factory.mktemp("pair") / "rcw32", "--narrow-size", "400", "300", "--seed", "2")
+    """A 400x300 narrow / 240x180 wide generated pair (seed 2), made once per test session."""
+    return make_pair(tmp_path_factory.mktemp("pair") / "small", narrow_size=(400, 300), seed=2)
 
 
 @pytest.fixture(scope="session")
 def medium_pair(tmp_path_factory):
-    """An 800x600 narrow / 480x360 wide pair (rcw32, seed 3): enough stars to register."""
-    return make_pair(tmp_path_factory.mktemp("pair") / "rcw32m", "--narrow-size", "800", "600", "--seed", "3")
+    """An 800x600 narrow / 480x360 wide generated pair (seed 7): enough stars to register."""
+    return make_pair(tmp_path_factory.mktemp("pair") / "medium", narrow_size=(800, 600), seed=7)

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -87,13 +88,23 @@ def test_script_api_in_three_lines(load_save, tmp_path):
 
 @pytest.mark.slow
 def test_plain_pip_install_gives_command_nodes_and_graphs(tmp_path):
-    """`pip install .` (not editable) into a fresh venv: the command, the built-in nodes and graphs."""
+    """`pip install .` (not editable) into a fresh venv: the command, the built-in nodes and graphs.
+
+    The wheel is built by the interpreter running the tests (it has the build backend: the test
+    extra asks for it), and the new venv sees this one's packages as its dependencies only."""
+    env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(tmp_path / "dist"), str(ROOT)], check=True, cwd=tmp_path, env=env)
+    wheel = next((tmp_path / "dist").glob("msgr_nodes-*.whl"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    # --no-deps: the dependencies come from the system site; we test what *our* wheel installs
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(ROOT)],
-                   check=True, cwd=tmp_path, env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (site / "_msgr_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, cwd=tmp_path,
+                   env=env)
     out = subprocess.run([str(venv / "bin" / "msgr-nodes"), "nodes", "--json"], capture_output=True,
                          text=True, check=True, cwd=tmp_path)
     types = {s["type"] for s in json.loads(out.stdout)}
@@ -102,7 +113,6 @@ def test_plain_pip_install_gives_command_nodes_and_graphs(tmp_path):
             "print(msgr_nodes.__file__); print(sorted(p.name for p in r.files('msgr_nodes.graphs').iterdir()))")
     info = subprocess.run([str(py), "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert str(venv) in info.stdout.splitlines()[0]
-    site = next((venv / "lib").glob("python*/site-packages"))
     assert not (site / "nodes").exists(), "a generic top-level 'nodes' package must not be installed"
     assert (site / "msgr_nodes" / "nodes" / "load.py").is_file()
     # the README's main command works from the plain install (sample data shipped as package data)
@@ -110,3 +120,8 @@ def test_plain_pip_install_gives_command_nodes_and_graphs(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert demo.returncode == 0, demo.stderr[-2000:]
     assert (tmp_path / "demo" / "before_after.png").is_file()
+    # beside the plain install, the checkout (where the tests run) imports the same way
+    code = "import msgr_nodes.nodes as n, msgr_nodes.demo as d; print(n.__file__); print(d.stock_graph('msgr.json'))"
+    here = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert here.returncode == 0, here.stderr[-2000:]
+    assert here.stdout.splitlines() == [str(ROOT / "nodes" / "__init__.py"), str(ROOT / "graphs" / "msgr.json")]

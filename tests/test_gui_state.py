@@ -1,7 +1,7 @@
 """Editor state and commands, without a window."""
 import pytest
 
-from msgr_nodes.demo import stock_graph
+from msgr_nodes.stock import stock_graph
 from msgr_nodes.errors import MsgrError
 from msgr_nodes.executor import Event
 from msgr_nodes.gui.state import AddLink, EditorState, MoveNodes, RemoveLink, SetLabel, SetParam

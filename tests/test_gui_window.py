@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 from PIL import Image as PILImage
 
-from msgr_nodes.demo import stock_graph
+from msgr_nodes.stock import stock_graph
 
 HERE = Path(__file__).parent
 

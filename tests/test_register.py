@@ -3,7 +3,7 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from conftest import make_pair
+from synthpair import make_pair
 from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.io.formats import read_image
@@ -58,11 +58,10 @@ def test_finds_the_field_without_wcs(medium_pair, case):
     assert reg.stats["mirrored"] == (case == "mirror")
 
 
-@pytest.mark.parametrize("ratio, size", [(1.5, ("600", "450")), (6.0, ("1200", "900"))])
+@pytest.mark.parametrize("ratio, size", [(1.5, (600, 450)), (6.0, (1200, 900))])
 def test_scale_ratios_1_5_and_6(tmp_path, ratio, size):
     # at ratio 6 the narrow field covers few wide pixels: a larger narrow frame keeps enough stars in it
-    pair = make_pair(tmp_path / "p", "--narrow-size", *size, "--ratio", str(ratio), "--wide-fov", "1.6",
-                     "--seed", "4")
+    pair = make_pair(tmp_path / "p", narrow_size=size, ratio=ratio, wide_fov=1.6, seed=3)
     n, nh, w, wh = _load(pair)
     reg = R.register(n, w, nh, wh, detection_sigma=4)
     rms, peak = _truth_error(pair, reg)

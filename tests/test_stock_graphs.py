@@ -6,7 +6,7 @@ import pytest
 from astropy.io import fits
 
 from msgr_nodes.cli import main
-from msgr_nodes.demo import stock_graph
+from msgr_nodes.stock import stock_graph
 from msgr_nodes.graph import Graph
 from msgr_nodes.ops.score import score
 

@@ -232,7 +232,7 @@ class EditorState:
     def sample(cls, settings_dir=None, graph: Graph | None = None, path=None) -> "EditorState":
         """A graph with the bundled sample pair as its inputs: ``graph`` when it has Load nodes
         ``narrow`` and ``wide`` (a stock graph), else the recommended MSGR graph."""
-        from ..demo import asset, stock_graph
+        from ..stock import asset, stock_graph
 
         usable = graph is not None and all(
             n in graph.nodes and graph.nodes[n].type == "Load" for n in ("narrow", "wide"))

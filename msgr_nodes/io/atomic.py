@@ -4,8 +4,38 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
+
+_live: set[Path] = set()  # temporary files being written now (removed on an interrupt)
+_live_lock = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask: from /proc on Linux (setting and restoring it, the portable way,
+    would change it for a moment for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_partial_files() -> list[Path]:
+    """Delete the temporary files of writes still under way (Ctrl-C: leave nothing behind)."""
+    with _live_lock:
+        paths = list(_live)
+        _live.clear()
+    for p in paths:
+        with contextlib.suppress(OSError):
+            p.unlink()
+    return paths
 
 
 @contextlib.contextmanager
@@ -21,9 +51,13 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    os.close(fd)
     tmp = Path(tmp_name)
+    with _live_lock:
+        _live.add(tmp)
     try:
+        # mkstemp makes the file private (0600); a saved file gets the mode any new file would get
+        os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -36,6 +70,9 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+    finally:
+        with _live_lock:
+            _live.discard(tmp)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = True) -> None:

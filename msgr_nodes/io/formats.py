@@ -265,14 +265,11 @@ def read_png_jpeg(path: Path) -> tuple[np.ndarray, fits.Header, dict]:
 
 def _png_pixels(path: Path, im) -> np.ndarray:
     """PNG pixels at their full depth (Pillow reduces 16-bit RGB to 8 bits; imagecodecs does not)."""
-    try:
-        import imagecodecs
+    import imagecodecs
 
-        return imagecodecs.png_decode(path.read_bytes())
-    except ImportError:
-        if im.mode in ("I;16", "I;16B", "I"):
-            return np.asarray(im).astype(np.uint16)
-        return np.asarray(im.convert("RGB") if im.mode == "P" else im)
+    if im.mode == "P":  # a palette: imagecodecs gives the indices, Pillow the colours
+        return np.asarray(im.convert("RGB"))
+    return imagecodecs.png_decode(path.read_bytes())
 
 
 def read_image(path: str | os.PathLike, index: int = -1, nan_policy: str = "error") -> Image:
