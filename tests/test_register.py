@@ -112,3 +112,47 @@ def test_node_resamples_an_rgb_target_onto_the_narrow_grid(medium_pair):
     assert out["footprint"].data.mean() == 1.0
     assert out["transform"]["stats"]["inliers"] >= 20
     assert ctx.metadata["rms_target_px"] < 0.1
+
+
+def _shifted(header, dra_deg):
+    """A copy of a WCS header that points ``dra_deg`` further east: a wrong plate solve."""
+    h = header.copy()
+    h["CRVAL1"] = h["CRVAL1"] + dra_deg
+    return h
+
+
+def test_a_wrong_wcs_start_is_checked_against_the_stars(medium_pair):
+    """A wide header 0.5 deg off (another field's solve): the stars refuse it and a star search aligns."""
+    n, nh, w, wh = _load(medium_pair)
+    reg = R.register(n, w, nh, _shifted(wh, 0.5))
+    rms, peak = _truth_error(medium_pair, reg)
+    assert rms <= 0.1 and peak <= 0.3, (rms, peak, reg.stats)
+    assert reg.stats["initial"] == "star search"
+    assert "do not confirm the WCS start" in reg.stats["warning"]
+
+
+def test_fields_that_do_not_overlap_are_one_clear_error(medium_pair, rng):
+    """Plate-solved, but 5 deg apart, and the stars do not match either: one line, no NoConvergence."""
+    n, nh, w, wh = _load(medium_pair)
+    other = rng.permutation(w.ravel()).reshape(w.shape)  # no sky in common with the narrow image
+    with pytest.raises(R.RegistrationError, match="fields do not overlap") as e:
+        R.register(n, other, nh, _shifted(wh, 5.0))
+    assert "\n" not in str(e.value) and "deg from the target" in str(e.value)
+
+
+def test_fields_that_do_not_overlap_fail_in_the_cli_with_one_summary_line(medium_pair, tmp_path, capsys):
+    from astropy.io import fits as f
+
+    from msgr_nodes.cli import main
+
+    hdr = _shifted(f.getheader(medium_pair / "wide.fits"), 5.0)
+    data = np.random.default_rng(1).permutation(f.getdata(medium_pair / "wide.fits").ravel()).reshape(hdr["NAXIS2"], -1)
+    f.writeto(tmp_path / "elsewhere.fits", data, hdr)
+    rc = main(["run", "msgr_additive", "-s", f"narrow.path={medium_pair / 'narrow.fits'}",
+               "-s", f"wide.path={tmp_path / 'elsewhere.fits'}", "-s", f"save.path={tmp_path / 'o.fits'}",
+               "-s", f"save_model.path={tmp_path / 'm.fits'}", "--no-cache"])
+    err = [l for l in capsys.readouterr().err.splitlines() if l.startswith("error:")]
+    assert rc == 1
+    assert err[0].startswith("error: star_align (Register): ") and "fields do not overlap" in err[0]
+    assert len(err) == 2 and err[1].startswith("error: ") and "not run because of the error above" in err[1]
+    assert not list(tmp_path.glob("*.fits*part"))

@@ -26,6 +26,10 @@ class RegistrationError(MsgrError):
     """Registration failed; the message says what to change."""
 
 
+class FieldsDoNotOverlap(RegistrationError):
+    """Both WCS headers are valid and say the two fields share no sky."""
+
+
 @dataclass
 class Registration:
     """Reference pixel -> target pixel: a homography plus an optional thin-plate-spline correction."""
@@ -101,18 +105,39 @@ def _fit_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def initial_from_wcs(ref_header, tgt_header, ref_shape, tgt_shape) -> np.ndarray | None:
-    """Homography reference -> target through the sky, from both WCS (SIP included); None without WCS."""
+    """Homography reference -> target through the sky, from both WCS (SIP included); None without WCS.
+
+    Raises :class:`RegistrationError` when the headers say the fields do not overlap."""
     wr, wt = _celestial_wcs(ref_header), _celestial_wcs(tgt_header)
     if wr is None or wt is None:
         return None
     h, w = ref_shape
+    th, tw = tgt_shape
     gx, gy = np.meshgrid(np.linspace(0, w - 1, 12), np.linspace(0, h - 1, 12))
     ra, dec = wr.all_pix2world(gx.ravel(), gy.ravel(), 0)
-    u, v = wt.all_world2pix(ra, dec, 0)
+    with np.errstate(all="ignore"):
+        # quiet: points far outside a SIP field do not converge; they come back as they are and
+        # the overlap test below judges them
+        u, v = wt.all_world2pix(ra, dec, 0, quiet=True)
     ok = np.isfinite(u) & np.isfinite(v)
+    inside = ok & (u >= -0.5) & (u <= tw - 0.5) & (v >= -0.5) & (v <= th - 0.5)
+    if not inside.any():
+        tra, tdec = wt.all_pix2world((tw - 1) / 2, (th - 1) / 2, 0)
+        sep = _separation_deg(float(ra[ra.size // 2]), float(dec[dec.size // 2]), float(tra), float(tdec))
+        raise FieldsDoNotOverlap(f"the WCS headers say the fields do not overlap: the reference's centre is "
+                                 f"{sep:.2f} deg from the target's centre, outside its field; check that both "
+                                 f"images show the same sky")
     if ok.sum() < 8:
         return None
     return _fit_homography(np.stack([gx.ravel(), gy.ravel()], 1)[ok], np.stack([u, v], 1)[ok])
+
+
+def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Angle between two sky positions (degrees in, degrees out)."""
+    from astropy.coordinates import angular_separation
+    import astropy.units as u
+
+    return float(angular_separation(ra1 * u.deg, dec1 * u.deg, ra2 * u.deg, dec2 * u.deg).to_value(u.deg))
 
 
 def triangle_invariants(points: np.ndarray, neighbours: int = 5) -> np.ndarray:
@@ -326,35 +351,109 @@ def footprint(map_x: np.ndarray, map_y: np.ndarray, tgt_shape: tuple[int, int]) 
     return ((map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)).astype(np.float32)
 
 
+# A start from WCS is kept only when the stars confirm it: a wrong WCS (another field, a bad plate
+# solve) can still pair a few stars by chance, with a residual far above centroid errors.
+# Twelve stars agreeing to half a pixel do not happen by chance.
+MAX_CONFIRMED_RMS = 0.5  # target px
+MIN_CONFIRMED_STARS = 12
+
+
+def _confirmed(reg: Registration) -> bool:
+    return (reg.stats.get("inliers", 0) >= MIN_CONFIRMED_STARS
+            and reg.stats.get("rms_target_px", np.inf) <= MAX_CONFIRMED_RMS)
+
+
 def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None, *, use_wcs: bool = True,
              detection_sigma: float = 5.0, max_stars: int = 2000, min_stars: int = 20, tolerance: float = 4.0,
              smoothing: float = 0.0005, distortion: bool = True,
              progress: Callable[[float, str], None] | None = None) -> Registration:
-    """Registration of target onto reference from their luminances (H, W) and (h, w)."""
+    """Registration of a target image onto a reference image.
+
+    Starts from both WCS headers when they exist (and ``use_wcs``), verified against the stars;
+    otherwise, or when the stars do not confirm the WCS start, finds the reference field inside
+    the target by a star-pattern search. Falls back to the WCS alone (with a warning in
+    ``stats["warning"]``) only when too few stars can be matched either way.
+
+    Parameters
+    ----------
+    ref, tgt : ndarray (H, W) and (h, w), float
+        Luminances of the reference (narrow) and target (wide) images, any linear scale.
+    ref_header, tgt_header : astropy Header or None
+        Their FITS headers; a celestial WCS in both enables the WCS start.
+    use_wcs : bool
+        Start from the WCS headers when both have one.
+    detection_sigma : float
+        Star detection threshold in background RMS.
+    max_stars, min_stars : int
+        Brightest stars used per image; fewest confirmed (inlier) stars for a star match.
+    tolerance : float
+        Star matching radius, target px.
+    smoothing : float
+        Thin-plate-spline smoothing per matched star (0 = interpolating).
+    distortion : bool
+        Fit the spline on top of the projective model.
+    progress : callable (fraction, message) or None
+        Progress reports.
+
+    Returns
+    -------
+    Registration
+        Maps reference pixel coordinates (x, y) to target pixel coordinates; ``stats`` holds the
+        matched and inlier counts, residuals, scale ratio, rotation and how the start was found.
+    """
     say = progress or (lambda f, m: None)
     say(0.05, "detecting stars")
     ref_det = detect(ref, detection_sigma).brightest(max_stars)
     tgt_det = detect(tgt, detection_sigma).brightest(max_stars)
-    H0 = initial_from_wcs(ref_header, tgt_header, ref.shape, tgt.shape) if use_wcs else None
+    enough_stars = len(ref_det) >= min_stars and len(tgt_det) >= min_stars
+    wcs_problem = None
+    H0 = None
+    if use_wcs:
+        try:
+            H0 = initial_from_wcs(ref_header, tgt_header, ref.shape, tgt.shape)
+        except FieldsDoNotOverlap as exc:
+            if not enough_stars:
+                raise
+            wcs_problem = str(exc)  # the headers may be wrong: the stars decide
     for name, det in (("reference", ref_det), ("target", tgt_det)):
         if len(det) < min_stars and H0 is None:
             raise RegistrationError(f"found {len(det)} stars in the {name} image, need {min_stars}: lower "
                                     f"detection_sigma (now {detection_sigma:g})")
-    info = {"initial": "wcs"} if H0 is not None else {}
-    if H0 is None:
-        H0, info = initial_by_search(ref_det, tgt_det, ref.shape, tgt.shape,
-                                     progress=lambda f, m: say(0.1 + 0.5 * f, m))
-        info["initial"] = "star search"
-    say(0.7, "matching stars")
-    try:
-        reg = refine(H0, ref_det, tgt_det, ref.shape, tgt.shape, tolerance=tolerance, smoothing=smoothing,
-                     distortion=distortion, min_stars=6)
-    except RegistrationError as exc:
-        if info.get("initial") != "wcs":
-            raise
+    refine_options = dict(tolerance=tolerance, smoothing=smoothing, distortion=distortion, min_stars=6)
+    say(0.1, "matching stars")
+    from_wcs = None
+    if H0 is not None:
+        try:
+            from_wcs = refine(H0, ref_det, tgt_det, ref.shape, tgt.shape, **refine_options)
+            from_wcs.stats["initial"] = "wcs"
+        except RegistrationError as exc:
+            wcs_problem = f"the stars do not confirm the WCS start ({exc})"
+        if from_wcs is not None and not _confirmed(from_wcs):
+            wcs_problem = (f"the stars do not confirm the WCS start ({from_wcs.stats['inliers']} stars at "
+                           f"{from_wcs.stats['rms_target_px']:.2f} target px rms)")
+    reg = from_wcs if from_wcs is not None and wcs_problem is None else None
+    if reg is None and enough_stars:
+        try:
+            H1, info = initial_by_search(ref_det, tgt_det, ref.shape, tgt.shape,
+                                         progress=lambda f, m: say(0.1 + 0.5 * f, m))
+            say(0.7, "matching stars")
+            found = refine(H1, ref_det, tgt_det, ref.shape, tgt.shape, **refine_options)
+            found.stats.update(info, initial="star search")
+            if H0 is None or _confirmed(found):
+                reg = found
+                if wcs_problem:
+                    reg.stats["warning"] = f"{wcs_problem}; aligned by a star search instead"
+        except RegistrationError as exc:
+            if H0 is None:
+                if wcs_problem:
+                    raise RegistrationError(f"{wcs_problem}, and {exc}") from None
+                raise
+    if reg is None:
+        if H0 is None:
+            raise RegistrationError(wcs_problem or "could not register the images")
         reg = WCSRegistration(ref_header, tgt_header, H0, ref.shape, tgt.shape,
-                              {"refined": False, "warning": f"aligned from the WCS headers only: {exc}"})
-    reg.stats.update(info)
+                              {"refined": False, "initial": "wcs",
+                               "warning": f"aligned from the WCS headers only: {wcs_problem}"})
     reg.stats.update({"stars_reference": len(ref_det), "stars_target": len(tgt_det)})
     _check_fold(reg)
     return reg
