@@ -235,8 +235,12 @@ class Graph:
         return out
 
     # ------------------------------------------------------------------ validation
-    def validate(self) -> list[Problem]:
-        """Every problem in the graph, each naming its node and what to change."""
+    def validate(self, files: bool = True) -> list[Problem]:
+        """Every problem in the graph, each naming its node and what to change.
+
+        With ``files`` (the default) input files must exist and output folders too; without, only
+        the graph itself is judged (the executor runs what it can and fails the nodes whose
+        files are missing, so the editor can still run the other branches)."""
         problems: list[Problem] = []
         for nid, node in self.nodes.items():
             spec = self.registry.get(node.type)
@@ -305,7 +309,7 @@ class Graph:
                 if not port.optional and port.name not in have:
                     problems.append(Problem(nid, f"input {port.name!r} ({port.type}) is not connected: "
                                                  f"link an output to it"))
-        problems.extend(self._file_problems())
+        problems.extend(self._file_problems(files))
         g = self.to_networkx()
         seen: set[frozenset] = set()
         for cycle in nx.simple_cycles(g):
@@ -319,9 +323,9 @@ class Graph:
                 break
         return problems
 
-    def _file_problems(self) -> list[Problem]:
-        """Input files that are missing, output folders that are missing, and outputs that two
-        nodes would write (the file would hold one or the other at random)."""
+    def _file_problems(self, existence: bool) -> list[Problem]:
+        """Outputs that two nodes would write (the file would hold one or the other at random)
+        and, with ``existence``, input files and output folders that are missing."""
         problems: list[Problem] = []
         writers: dict[tuple, list[str]] = {}
         for nid, node in self.nodes.items():
@@ -334,6 +338,8 @@ class Graph:
                 if p.kind != "path" or not value or not isinstance(value, str):
                     continue
                 if p.reads:
+                    if not existence:
+                        continue
                     if not os.path.exists(value):
                         problems.append(Problem(nid, f"{value}: no such file; check the path", p.name))
                     elif os.path.isdir(value):
@@ -348,7 +354,7 @@ class Graph:
                         continue
                     writers.setdefault((os.path.realpath(value), ()), []).append(nid)
                     folder = os.path.dirname(value)
-                    if folder and not os.path.isdir(folder):
+                    if existence and folder and not os.path.isdir(folder):
                         problems.append(Problem(nid, f"{value}: the folder {folder} does not exist; "
                                                      f"create it or choose another path", p.name))
         for (path, _), nodes in writers.items():
@@ -357,9 +363,9 @@ class Graph:
                                                   f"give each output its own path", "path"))
         return problems
 
-    def check(self) -> None:
-        """Raise :class:`GraphInvalid` with every problem, if there are any."""
-        problems = self.validate()
+    def check(self, files: bool = True) -> None:
+        """Raise :class:`GraphInvalid` with every problem, if there are any (``files``: see validate)."""
+        problems = self.validate(files)
         if problems:
             raise GraphInvalid(problems)
 

@@ -187,7 +187,7 @@ class ProcessExecutor:
             cancel: CancelToken | None = None) -> RunResult:
         """Run in the child; blocks the calling thread, which receives the events. Results stay in
         the child's cache (see :meth:`cached_result`); the returned result has no images."""
-        graph.check()  # invalid graphs are refused here, as Executor.run does
+        graph.check(files=False)  # invalid graphs are refused here, as Executor.run does
         with self._run_lock:
             self._ensure_child()
             self._cancel_event.clear()

@@ -4,6 +4,7 @@ import numpy as np
 from msgr_nodes.errors import NodeError
 from msgr_nodes.image import Image
 from msgr_nodes.ops.gradient import match_wide
+from msgr_nodes.ops.stars import match_channels
 from msgr_nodes.params import Param
 from msgr_nodes.spec import NodeSpec, Port
 
@@ -12,14 +13,16 @@ def run(ctx, inputs, params):
     n, w = inputs["narrow"], inputs["wide"]
     if n.data.shape[1:] != w.data.shape[1:]:
         raise NodeError(f"narrow is {n.describe()} but wide is {w.describe()}: register the wide image first")
+    wide = match_channels(w.data, n.channels)
     if n.channels != w.channels:
-        raise NodeError(f"narrow is {n.describe()} but wide is {w.describe()}: both must be mono or both RGB")
+        ctx.warn("the wide image's luminance is matched to the mono narrow image" if n.channels == 1 else
+                 "the mono wide image is matched to each channel of the RGB narrow image")
     difference = np.empty_like(n.data)
     fitted = np.empty_like(n.data)
     infos = []
 
     def channel(c):
-        return match_wide(n.data[c], w.data[c], detail_sigma=params["detail_sigma"],
+        return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"])
 

@@ -1,6 +1,7 @@
 """LinearFit: rescale the target to match the reference with a robust L1 line, per channel."""
 from msgr_nodes.errors import NodeError
 from msgr_nodes.ops.linear_fit import apply_fit, linear_fit
+from msgr_nodes.ops.stars import match_channels
 from msgr_nodes.params import Param
 from msgr_nodes.spec import NodeSpec, Port
 
@@ -12,14 +13,15 @@ def run(ctx, inputs, params):
     mask = inputs.get("mask")
     if mask is not None and mask.data.shape[1:] != ref.data.shape[1:]:
         raise NodeError(f"mask is {mask.describe()} but the images are {ref.describe()}")
-    fits = linear_fit(ref.data, tgt.data, params["reject_low"], params["reject_high"],
+    target = match_channels(tgt.data, ref.channels)  # mono narrow + RGB wide, or the reverse
+    fits = linear_fit(ref.data, target, params["reject_low"], params["reject_high"],
                       params["max_samples"], None if mask is None else mask.data[0] > 0.5,
                       params["detail_sigma"] if params["fit_on"] == "detail" else 0.0)
     for c, f in enumerate(fits):
         ctx.progress((c + 1) / len(fits), f"channel {c}: a={f.a:.6g} b={f.b:.6g}")
     ctx.metadata["channels"] = [{"a": f.a, "b": f.b, "adev": f.adev, "used": f.used, "samples": f.samples}
                                 for f in fits]
-    return {"image": tgt.derive(apply_fit(tgt.data, fits, params["truncate"]))}
+    return {"image": tgt.derive(apply_fit(target, fits, params["truncate"]))}
 
 
 SPEC = NodeSpec(

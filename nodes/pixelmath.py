@@ -40,13 +40,20 @@ def run(ctx, inputs, params):
     except PixelMathError as exc:
         raise NodeError(str(exc)) from None
     if counters.divided_by_zero:
-        ctx.warn(f"{counters.divided_by_zero} pixel(s) divided by zero (result: the largest number, "
-                 f"as in PixInsight)")
+        if params["rescale"]:
+            then = (f", which the rescale maps to {params['rescale_upper']:g} (squeezing every other value "
+                    f"toward {params['rescale_lower']:g})")
+        elif params["truncate"]:
+            then = f", then truncated to [{params['truncate_lower']:g}, {params['truncate_upper']:g}]"
+        else:
+            then = " (3.4e38 in a float32 image)"
+        ctx.warn(f"{counters.divided_by_zero} pixel value(s) divided by zero: set to the largest number, "
+                 f"as in PixInsight{then}")
     if counters.out_of_domain:
-        ctx.warn(f"{counters.out_of_domain} pixel(s) outside a function's domain (sqrt/ln/log of "
+        ctx.warn(f"{counters.out_of_domain} pixel value(s) outside a function's domain (sqrt/ln/log of "
                  f"negative or zero values) were set to 0")
     if counters.not_a_number:
-        ctx.warn(f"{counters.not_a_number} pixel(s) gave NaN and were set to 0")
+        ctx.warn(f"{counters.not_a_number} pixel value(s) gave NaN and were set to 0")
     ctx.metadata.update({"divided_by_zero": counters.divided_by_zero, "out_of_domain": counters.out_of_domain,
                          "nan": counters.not_a_number})
     target = inputs[program.target]

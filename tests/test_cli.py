@@ -103,8 +103,9 @@ def test_plain_pip_install_gives_command_nodes_and_graphs(tmp_path):
                                capture_output=True, text=True, check=True).stdout.strip())
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     (site / "_msgr_test_deps.pth").write_text("\n".join(sorted(deps)) + "\n")
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, cwd=tmp_path,
-                   env=env)
+    # --ignore-installed: this environment's own msgr-nodes, seen through the .pth, must not count
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", str(wheel)],
+                   check=True, cwd=tmp_path, env=env)
     out = subprocess.run([str(venv / "bin" / "msgr-nodes"), "nodes", "--json"], capture_output=True,
                          text=True, check=True, cwd=tmp_path)
     types = {s["type"] for s in json.loads(out.stdout)}

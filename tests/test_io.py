@@ -1,3 +1,4 @@
+import errno
 import json
 import os
 
@@ -175,9 +176,26 @@ def test_failed_write_leaves_no_file(tmp_path, narrow, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(formats, "write_fits", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(ImageFileError, match=r"o\.fits: cannot be written \(disk full\); nothing was written"):
         write_image(tmp_path / "o.fits", narrow)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("code, says", [(errno.ENOSPC, "no space left on the device"),
+                                        (errno.EROFS, "the file system is read-only"),
+                                        (errno.EACCES, "permission denied")])
+def test_a_full_disk_or_a_read_only_folder_is_one_clear_line(tmp_path, narrow, monkeypatch, code, says):
+    import msgr_nodes.io.formats as formats
+
+    def failing(tmp, *a, **k):
+        tmp.write_bytes(b"half")
+        raise (PermissionError if code == errno.EACCES else OSError)(code, os.strerror(code))
+
+    monkeypatch.setattr(formats, "write_fits", failing)
+    with pytest.raises(ImageFileError, match=says) as e:
+        write_image(tmp_path / "o.fits", narrow)
+    assert str(tmp_path / "o.fits") in str(e.value) and "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []  # no partial file either
 
 
 @pytest.mark.parametrize("suffix", [".fits", ".xisf", ".tif", ".png"])

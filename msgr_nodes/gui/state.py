@@ -242,6 +242,7 @@ class EditorState:
         g.set("narrow.path", str(asset("narrow.fits.fz")))
         g.set("wide.path", str(asset("wide.fits.fz")))
         out = Path.home() / "msgr-sample"
+        out.mkdir(exist_ok=True)  # Save writes into an existing folder only
         for nid, name in (("save", "narrow_msgr.fits"), ("save_model", "narrow_msgr_model.fits")):
             if nid in g.nodes and g.nodes[nid].type == "Save":
                 g.set(f"{nid}.path", str(out / name))

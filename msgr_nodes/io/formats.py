@@ -14,9 +14,11 @@ record this so Save can write the original range back.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -39,6 +41,41 @@ PROVENANCE_KEY = "msgr-nodes:graph"
 
 class ImageFileError(MsgrError):
     """A file that cannot be read or written, with the reason."""
+
+
+# warnings.catch_warnings() swaps a process-wide filter list: two FITS reads in two threads would
+# see each other's warnings (and name the wrong file truncated), so FITS reads take turns.
+_FITS_READ_LOCK = threading.Lock()
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (MemAvailable on Linux, else physical RAM)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024**3
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1024**3:.1f} GB"
+
+
+def check_fits_size(path, width: int, height: int, channels: int, raw_bytes_per_sample: int) -> None:
+    """Refuse, before allocating, an image whose float32 copy (plus the raw samples) cannot fit
+    in the memory available now."""
+    need = width * height * channels * (4 + raw_bytes_per_sample)
+    have = available_memory()
+    if need > 0.8 * have:
+        raise ImageFileError(f"{path}: {width}x{height} px x {channels} channel(s) needs about {_gb(need)} of "
+                             f"memory to load, and {_gb(have)} is available: crop or bin the image first "
+                             f"(or check its header: NAXIS1/NAXIS2 may be wrong)")
 
 
 def format_of(path: str | os.PathLike, explicit: str = "auto") -> str:
@@ -93,7 +130,7 @@ def _check_readable(path: Path) -> None:
 # ---------------------------------------------------------------------------- readers
 def read_fits(path: Path, hdu: int = -1) -> tuple[np.ndarray, fits.Header, dict]:
     """FITS (also .fz): (data (C, H, W) float32, header, meta); ``hdu`` -1 = the first image HDU."""
-    with warnings.catch_warnings(record=True) as caught:
+    with _FITS_READ_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
@@ -102,9 +139,14 @@ def read_fits(path: Path, hdu: int = -1) -> tuple[np.ndarray, fits.Header, dict]
                         raise ImageFileError(f"{path}: has {len(hdul)} HDUs, no HDU {hdu}")
                     chosen = hdul[hdu]
                 else:
-                    chosen = next((h for h in hdul if h.is_image and h.data is not None and h.data.ndim >= 2), None)
+                    chosen = next((h for h in hdul if h.is_image and _image_dims(h.header)), None)
                     if chosen is None:
                         raise ImageFileError(f"{path}: holds no image data")
+                dims = _image_dims(chosen.header)
+                if dims:
+                    w, h = dims[0], dims[1]
+                    check_fits_size(path, w, h, int(np.prod(dims[2:])) if len(dims) > 2 else 1,
+                                    abs(chosen.header.get("ZBITPIX", chosen.header.get("BITPIX", 32))) // 8)
                 raw = np.array(chosen.data)
                 header = chosen.header.copy()
                 graph = _fits_graph(hdul)
@@ -129,6 +171,14 @@ def read_fits(path: Path, hdu: int = -1) -> tuple[np.ndarray, fits.Header, dict]
     for key in ("BZERO", "BSCALE"):
         header.remove(key, ignore_missing=True)
     return _to_chw(data, path, False), header, meta
+
+
+def _image_dims(header) -> list[int]:
+    """NAXIS1, NAXIS2, ... of an image HDU (ZNAXISn for a tile-compressed one); [] if not 2-D or more."""
+    prefix = "ZNAXIS" if "ZNAXIS" in header else "NAXIS"
+    n = int(header.get(prefix, 0) or 0)
+    dims = [int(header.get(f"{prefix}{i}", 0) or 0) for i in range(1, n + 1)]
+    return dims if n >= 2 and all(d > 0 for d in dims) else []
 
 
 def _fits_truncated(path: Path) -> bool:
@@ -289,6 +339,9 @@ def read_image(path: str | os.PathLike, index: int = -1, nan_policy: str = "erro
         raise ImageFileError(f"{p}: the image is empty ({data.shape[2]}x{data.shape[1]})")
     bad = ~np.isfinite(data)
     nbad = int(bad.sum())
+    if nbad == bad.size:
+        raise ImageFileError(f"{p}: every pixel ({nbad}) is NaN or infinite: the file holds no image data; "
+                             f"check the file (nan_policy cannot replace a whole image)")
     if nbad:
         if nan_policy == "error":
             raise ImageFileError(f"{p}: {nbad} pixel(s) are NaN or infinite; set nan_policy to "
@@ -418,6 +471,9 @@ def write_image(path: str | os.PathLike, image: Image, fmt: str = "auto", bit_de
     if bit_depth == "auto":
         src = image.meta.get("source_dtype", "float32")
         bit_depth = src if src in allowed else allowed[0]
+        if bit_depth != "float32" and "float32" in allowed and bool(np.any(image.data < 0)):
+            # a signed image (a gradient model, a difference) would lose its negative half as integers
+            bit_depth = "float32"
     if bit_depth not in allowed:
         raise ImageFileError(f"{p}: {fmt.upper()} cannot hold {bit_depth}; bit_depth must be one of "
                              f"{', '.join(allowed)}")
@@ -438,7 +494,16 @@ def write_image(path: str | os.PathLike, image: Image, fmt: str = "auto", bit_de
     except FileExistsError:
         raise ImageFileError(f"{p}: already exists; set overwrite=true to replace it") from None
     except PermissionError:
-        raise ImageFileError(f"{p}: permission denied (cannot write in {p.parent})") from None
+        raise ImageFileError(f"{p}: permission denied (cannot write in {p.parent}): choose another "
+                             f"folder") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise ImageFileError(f"{p}: no space left on the device (the image needs about "
+                                 f"{image.data.nbytes / 1024**2:.0f} MB): free some space or choose another "
+                                 f"folder; nothing was written") from None
+        if exc.errno == errno.EROFS:
+            raise ImageFileError(f"{p}: the file system is read-only: choose another folder") from None
+        raise ImageFileError(f"{p}: cannot be written ({exc.strerror or exc}); nothing was written") from None
     return p, fmt, bit_depth
 
 

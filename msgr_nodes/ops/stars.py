@@ -17,6 +17,16 @@ def luminance(data: np.ndarray) -> np.ndarray:
     return data[0] if data.shape[0] == 1 else data.mean(axis=0, dtype=np.float32)
 
 
+def match_channels(data: np.ndarray, channels: int) -> np.ndarray:
+    """An image (C, H, W) with ``channels`` channels: an RGB image's luminance for a mono partner,
+    a mono image repeated for an RGB one (a read-only view), the image itself otherwise."""
+    if data.shape[0] == channels:
+        return data
+    if channels == 1:
+        return luminance(data)[None]
+    return np.broadcast_to(data[:1], (channels,) + data.shape[1:])
+
+
 @dataclass
 class Detection:
     """Sources found in an image; columns are 1-D arrays of equal length, x/y are 0-based pixels."""
@@ -224,7 +234,8 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
                  max_radius: float = 80.0, saturation: float = 0.95) -> tuple[np.ndarray, np.ndarray, int]:
     """Classical star removal on an image (C, H, W): (starless (C, H, W), mask (H, W) bool, stars found).
 
-    Detection runs on the luminance; the same mask is filled in every channel.
+    Detection runs on the luminance, saturation is judged on the brightest channel; the same mask
+    is filled in every channel.
     """
     lum = luminance(data)
     det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=True)
@@ -243,7 +254,9 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
         if len(fine) and a5 > 1.4 * float(np.median(fine.a)):
             layers = int(np.clip(np.round(np.log2(8 * a5)), 4, 6))
             det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=layers)
-    mask, stars = star_mask(lum.shape, det, k, growth, max_radius, saturation, plane=lum)
+    # a star is saturated where any channel clipped (the luminance of a clipped red core is lower)
+    brightest = lum if data.shape[0] == 1 else data.max(axis=0)
+    mask, stars = star_mask(lum.shape, det, k, growth, max_radius, saturation, plane=brightest)
     if stars.size == 0:
         return data.copy(), mask, 0
     return fill_masked(data, mask), mask, int(stars.size)

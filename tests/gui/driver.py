@@ -13,8 +13,10 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from msgr_nodes.gui.app import EditorApp
-from msgr_nodes.gui.state import AddLink, EditorState
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout under test, as pytest imports it
+
+from msgr_nodes.gui.app import EditorApp  # noqa: E402
+from msgr_nodes.gui.state import AddLink, EditorState  # noqa: E402
 
 
 def rect(item):

@@ -124,6 +124,11 @@ class _Channel:
         self.width, self.height = width, height
         self.stats, self.counters = stats, counters
         self.vars = dict(symbols)
+        self.shape = (len(range(*rows.indices(height))), width)  # the block's pixels, for counting
+
+    def count(self, mask) -> int:
+        """How many of the block's pixels ``mask`` marks (a scalar mask stands for all of them)."""
+        return int(np.count_nonzero(np.broadcast_to(mask, self.shape)))
 
     def image(self, name: str, channel: int | None = None) -> np.ndarray:
         img = self.images[self.target if name in TARGET_NAMES else name]
@@ -174,7 +179,7 @@ class _Channel:
             b = np.asarray(b, np.float64)
             tiny = np.abs(b) <= DBL_EPS
             if np.any(tiny):
-                self.counters.divided_by_zero += int(np.count_nonzero(np.broadcast_to(tiny, np.shape(a + b))))
+                self.counters.divided_by_zero += self.count(tiny)
                 with np.errstate(divide="ignore", invalid="ignore"):
                     return np.where(tiny, DBL_MAX, a / np.where(tiny, 1.0, b))
             return a / b
@@ -226,14 +231,14 @@ class _Channel:
             if name in ("sqrt", "ln", "log", "log2"):
                 bad = x < 0 if name == "sqrt" else x <= 0
                 if np.any(bad):
-                    self.counters.out_of_domain += int(np.count_nonzero(bad))
+                    self.counters.out_of_domain += self.count(bad)
                     x = np.where(bad, 1.0, x)
                 fn = {"sqrt": np.sqrt, "ln": np.log, "log": np.log10, "log2": np.log2}[name]
                 return np.where(bad, 0.0, fn(x)) if np.any(bad) else fn(x)
             if name in ("asin", "acos"):
                 bad = np.abs(x) > 1
                 if np.any(bad):
-                    self.counters.out_of_domain += int(np.count_nonzero(bad))
+                    self.counters.out_of_domain += self.count(bad)
                 fn = np.arcsin if name == "asin" else np.arccos
                 return np.where(bad, 0.0, fn(np.clip(x, -1, 1)))
             simple: dict[str, Callable] = {
