@@ -1,0 +1,6 @@
+"""``python -m msgr_nodes``: the same as the ``msgr-nodes`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
