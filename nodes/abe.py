@@ -2,7 +2,7 @@
 import numpy as np
 
 from msgr_nodes.image import Image
-from msgr_nodes.ops.abe import ABEParams, correct, fit_background
+from msgr_nodes.ops.abe import ABEParams, choose_degree, correct, fit_background
 from msgr_nodes.params import Param
 from msgr_nodes.spec import NodeSpec, Port
 
@@ -20,7 +20,13 @@ def run(ctx, inputs, params):
     models = np.empty_like(img.data)
     stats = []
     for c in range(img.channels):
+        if params["degree"] == 0 and p.method == "polynomial":  # auto: chosen blind on held-out boxes
+            p.degree, cv = choose_degree(img.data[c], p, excl, degrees=tuple(range(1, 7)))
+            ctx.progress(c / img.channels, f"channel {c + 1}: degree {p.degree} chosen by cross-validation")
+        elif params["degree"] == 0:
+            p.degree = 4  # rbf: the polynomial stages before the surface
         surf, st = fit_background(img.data[c], p, excl)
+        st["degree"] = p.degree
         models[c] = surf.evaluate()
         stats.append(st)
         ctx.progress((c + 1) / img.channels, f"channel {c + 1}: {st['boxes_used']} of {st['boxes']} boxes")
@@ -36,14 +42,15 @@ def run(ctx, inputs, params):
 SPEC = NodeSpec(
     type="ABE", version=1, title="ABE", category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
-         "rejection, a robust Legendre polynomial (degree 1-6) or a smoothing thin-plate surface, then "
+         "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Good for simple gradients; complex ones are what MSGR is for.",
     run=run,
     inputs=(Port("image", "image", "the image to flatten"),
             Port("mask", "mask", "optional: pixels > 0.5 are not sampled (e.g. a large nebula)", optional=True)),
     outputs=(Port("image", "image", "the corrected image"), Port("model", "image", "the background model")),
     params=(
-        Param("degree", "int", 4, "polynomial degree (PixInsight's function degree)", min=1, max=6),
+        Param("degree", "int", 4, "polynomial degree (PixInsight's function degree); 0 = auto: the degree "
+              "that best predicts held-out sample boxes (cross-validation)", min=0, max=6),
         Param("correction", "choice", "subtract", "how the model is removed: subtract (additive gradients: "
               "light pollution), divide (multiplicative: vignetting), or none (model only)",
               choices=("subtract", "divide", "none")),

@@ -34,12 +34,13 @@ def run(ctx, inputs, params):
             ctx.warn(f"channel {c + 1}: {r.info['check']}")
     ctx.metadata["channels"] = infos
     header = n.header.copy()
-    verdicts = ["passed" if i["check"] == "passed" else i["check"].split(":")[0] for i in infos]
+    verdicts = ["passed" if i["check"].startswith("passed") else i["check"].split(":")[0] for i in infos]
     header["MSGRCHK"] = (", ".join(dict.fromkeys(verdicts))[:40], "MSGR self-check; see HISTORY")
     for c, i in enumerate(infos):
-        text = f"MSGR check ch{c + 1}: {i['check']}"
-        for start in range(0, len(text), 70):
-            header.add_history(text[start:start + 70])
+        # every line starts with MSGR, so that nodes downstream carry all of them to the saved file
+        text = i["check"]
+        for k, start in enumerate(range(0, len(text), 56)):
+            header.add_history(f"MSGR check ch{c + 1}{':' if k == 0 else '+'} {text[start:start + 56]}")
     return {"difference": Image(difference, header, "Difference", dict(n.meta)),
             "fitted": w.derive(fitted, name=f"{w.name}_fitted")}
 

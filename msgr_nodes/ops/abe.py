@@ -237,6 +237,90 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
                   "residual_rms": float(np.sqrt(np.mean(res ** 2)))}
 
 
+def _spatial_folds(s: BoxSamples, shape: tuple[int, int], k: int = 4) -> np.ndarray:
+    """A fold number in [0, k^2) for every box: k x k tiles of the frame, so that a held-out fold is
+    a region the fit has not seen (neighbouring boxes would hide an over-flexible surface)."""
+    ty = np.clip((s.y / max(shape[0], 1) * k).astype(int), 0, k - 1)
+    tx = np.clip((s.x / max(shape[1], 1) * k).astype(int), 0, k - 1)
+    return ty * k + tx
+
+
+def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None,
+                  degrees: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)) -> tuple[int, dict]:
+    """The polynomial degree that predicts held-out sample boxes best, chosen blind.
+
+    Each degree is fitted as :func:`fit_background` does (with its rejection of structure); then
+    the frame is cut into 4 x 4 regions and, for each region in turn, the surface is refitted on the
+    boxes outside it and judged on every usable box inside it. The error of a region is a robust RMS (1.4826 x median absolute deviation from 0);
+    the lowest degree within 5 % of the best wins: a simpler surface when the data cannot tell
+    them apart.
+    Degree 0 (a constant) is a candidate: it wins on a frame without a gradient.
+
+    Parameters
+    ----------
+    plane : ndarray (H, W) float
+        The image plane, nominally in [0, 1] (a starless image gives cleaner boxes).
+    p : ABEParams
+        Box sampling and rejection settings (``degree`` is ignored).
+    mask : ndarray (H, W) bool or None
+        True = pixels not sampled.
+    degrees : tuple of int
+        Candidate degrees, 0-6.
+
+    Returns
+    -------
+    degree : int
+        The chosen degree.
+    info : dict
+        ``cv_error`` per degree (same units as ``plane``) and the boxes used.
+    """
+    samples = sample_boxes(plane, p, mask)
+    fitted = {}
+    for d in degrees:
+        if d == 0:
+            continue
+        try:
+            surf, _ = fit_background(plane, ABEParams(**{**p.__dict__, "degree": d, "method": "polynomial"}), mask)
+        except MsgrError:
+            continue  # too few boxes for this many terms
+        res = samples.value - surf.at(samples.x, samples.y)
+        centre = float(np.median(res[samples.kept]))
+        dark = res[samples.kept & (res <= centre)] - centre
+        sigma = float(np.sqrt(np.mean(dark ** 2))) + 1e-12 if dark.size >= 3 else 1e-12
+        fitted[d] = samples.kept & (res - centre <= p.deviation * sigma) & \
+            (res - centre >= -p.unbalance * p.deviation * sigma)
+    if not fitted:
+        raise MsgrError("too few sample boxes to choose a degree; lower box_size or box_separation")
+    # judged on every box that survived local rejection: structure is a minority of them, and the
+    # median absolute error does not see it
+    sky = samples.kept
+    folds = _spatial_folds(samples, plane.shape)
+    errors = {}
+    for d in degrees:
+        per_fold = []
+        for f in np.unique(folds[sky]):
+            test = sky & (folds == f)
+            if d == 0:
+                train = sky & (folds != f)
+                if not train.any():
+                    continue
+                pred = np.full(int(test.sum()), np.median(samples.value[train]))
+            else:
+                train = fitted[d] & (folds != f) if d in fitted else None
+                if train is None or train.sum() < max(3 * len(_terms(d)), 12):
+                    per_fold = []
+                    break
+                pred = _fit("polynomial", samples, train, plane.shape, d, 0).at(samples.x[test], samples.y[test])
+            per_fold.append(float(1.4826 * np.median(np.abs(samples.value[test] - pred))))
+        if per_fold:
+            errors[d] = float(np.mean(per_fold))
+    # the simplest degree within 5 % of the best (the standard error over the regions would be too
+    # wide where nebulosity fills many boxes, and choose too stiff a surface)
+    best = min(errors.values())
+    degree = min(d for d, e in errors.items() if e <= 1.05 * best)
+    return degree, {"cv_error": errors, "boxes_used": int(sky.sum())}
+
+
 def correct(data: np.ndarray, models: np.ndarray, mode: str, normalize: bool) -> np.ndarray:
     """Apply background models (C, H, W) to data (C, H, W): subtract or divide, per channel."""
     out = np.empty_like(data, dtype=np.float32)

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .abe import ABEParams, downsample, fit_background
+from scipy import ndimage
+
+from .abe import ABEParams, choose_degree, downsample, fit_background
 from .linear_fit import bandpass, l1_line
+from .stars import fill_masked
 
 
 @dataclass
@@ -59,35 +62,75 @@ def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
 @dataclass
 class Bands:
     """Both images' detail band at a working resolution (block means of about sigma/4 px, so the band
-    always spans 2-16 working pixels: cheap at every scale), and which pixels may be fitted."""
+    always spans 2-16 working pixels: cheap at every scale), and which pixels may be fitted.
+
+    ``ok`` leaves out what is no sky detail: saturated or empty pixels and, once :func:`detail_slope`
+    has found them, local defects (satellite trails, blooming, stacking edges: pixels whose residual
+    stands far out), each widened by the band-pass's reach so that their ringing goes too."""
 
     narrow: np.ndarray
     wide: np.ndarray
     ok: np.ndarray
+    reach: int = 1
+    defects: float = 0.0  # share of the pixels left out as local defects
 
     @classmethod
-    def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92) -> "Bands":
+    def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92,
+           blur: float = 0.0) -> "Bands":
+        """``blur`` (narrow px, Gaussian sigma) first brings the narrow image to the resolution of a
+        softer wide image, so that both are compared at scales both resolve."""
         f = max(1, int(detail_sigma // 4))
         while f > 1 and min(narrow.shape) // f < 64:
             f //= 2
         # large frames: at most WORKING_PIXELS (block means up to sigma/2 keep the band)
         f = max(f, min(_stride(narrow.shape), max(1, int(detail_sigma // 2))))
         n, w = downsample(narrow, f), downsample(wide, f)
-        ok = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
-        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok)
+        usable = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
+        if blur > 0:
+            n = ndimage.gaussian_filter(n, blur / f, mode="reflect")
+        reach = max(1, int(math.ceil(detail_sigma / f)))
+        ok = ~ndimage.binary_dilation(~usable, iterations=reach) if not usable.all() else usable
+        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach)
 
     def ratio(self, slope: float) -> float:
-        """How much of the narrow image's detail the difference narrow - slope x wide keeps."""
-        return float(np.std(self.narrow - slope * self.wide)) / max(float(np.std(self.narrow)), 1e-12)
+        """How much of the narrow image's detail the difference narrow - slope x wide keeps (over the
+        usable pixels)."""
+        n, w = self.narrow[self.ok], self.wide[self.ok]
+        return float(np.std(n - slope * w)) / max(float(np.std(n)), 1e-12)
+
+
+# Residuals beyond this many robust sigmas are a local defect, not sky detail; at most this share of
+# a frame may be one: a bright trail rings over a wide strip at coarse bands (10-17 % of the pixels
+# at 8-16 px); more is a mismatch of the whole image, which the checks must see.
+DEFECT_SIGMA = 6.0
+MAX_DEFECT_SHARE = 0.3
 
 
 def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
-    """The wide -> narrow slope on one detail band (L1 line through the band's samples)."""
-    idx = np.flatnonzero(bands.ok.ravel())
-    if idx.size > max_samples:
-        idx = idx[np.linspace(0, idx.size - 1, max_samples).astype(np.int64)]
-    hn, hw = bands.narrow.ravel()[idx], bands.wide.ravel()[idx]
-    return float(l1_line(hw.astype(np.float64), hn.astype(np.float64))[1])
+    """The wide -> narrow slope on one detail band (L1 line through the band's samples).
+
+    A first line finds the local defects (residuals beyond DEFECT_SIGMA robust sigmas, widened by the
+    band's reach); they leave ``bands.ok`` and the line is fitted again without them."""
+    def line() -> float:
+        idx = np.flatnonzero(bands.ok.ravel())
+        if idx.size > max_samples:
+            idx = idx[np.linspace(0, idx.size - 1, max_samples).astype(np.int64)]
+        hn, hw = bands.narrow.ravel()[idx], bands.wide.ravel()[idx]
+        return float(l1_line(hw.astype(np.float64), hn.astype(np.float64))[1])
+
+    b = line()
+    r = bands.narrow - b * bands.wide
+    centre = float(np.median(r[bands.ok]))
+    sigma = 1.4826 * float(np.median(np.abs(r[bands.ok] - centre))) + 1e-12
+    outlier = bands.ok & (np.abs(r - centre) > DEFECT_SIGMA * sigma)
+    if outlier.any():
+        defect = ndimage.binary_dilation(outlier, iterations=bands.reach) & bands.ok
+        share = float(defect.sum()) / max(int(bands.ok.sum()), 1)
+        if share <= MAX_DEFECT_SHARE:
+            bands.ok = bands.ok & ~defect
+            bands.defects = share
+            b = line()
+    return b
 
 
 def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32) -> float:
@@ -136,14 +179,73 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     # same slope at every scale the wide image resolves; differently processed images (a non-linear
     # stretch) or a wide image too coarse for the band give slopes that drift with scale. The slope
     # is trusted where two neighbouring scales both explain the narrow image's detail (ratio at most
-    # detail_threshold) and agree within slope_tolerance.
-    scales = []
-    chosen = None
+    # detail_threshold) and agree within slope_tolerance. A wide image from softer optics explains
+    # the narrow one only once the narrow one is brought to its resolution: the narrow image is
+    # blurred step by step (the sharp case first, so ideal data are judged as they are) until a
+    # stable pair appears.
+    # Local defects of either image (trails, blooming, hot pixels, stacking edges) are filled from their
+    # surroundings first, so that neither the slope, the checks nor the model downstream sees them.
+    defects = local_defects(narrow, wide, large_scale_slope(narrow, wide))
+    if defects.any():
+        narrow, wide = fill_masked(np.stack([narrow, wide]), defects)
+    defect_share = float(defects.mean())
+    sharp = _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold, 0.0)
+    blur, (scales, chosen) = 0.0, sharp
+    for step in BLUR_STEPS:
+        if chosen or not scales:
+            break
+        blur, (scales, chosen) = step, _stable_scales(narrow, wide, detail_sigma, slope_tolerance,
+                                                       detail_threshold, step)
+    if not chosen:  # the fallbacks are judged on the sharp comparison
+        blur, (scales, chosen) = 0.0, sharp
+    if not scales:
+        raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
+                         f"{detail_sigma}")
+    b_large = large_scale_slope(narrow, wide)
+    info = {"b_large": b_large, "check": "passed", "blur": blur, "defects": defect_share,
+            "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr, "defects": bd.defects}
+                       for sg, bd, bb, rr in scales]}
+    if chosen is None:
+        # no stable scale: judge the plain additive model on the band the wide image explains best
+        sigma_used, bands, b_best, best_ratio = min(scales, key=lambda t: t[3])
+        ratio_large = bands.ratio(b_large)  # the band-pass is linear: band(n - b w) = band(n) - b band(w)
+        info.update(b_detail=b_best, detail_sigma=sigma_used, detail_ratio=best_ratio, large_ratio=ratio_large)
+        if ratio_large > fallback_threshold or b_large <= 0:
+            why = (f"the wide image does not explain the narrow one's detail (best detail ratio {best_ratio:.2f}, "
+                   f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale)")
+            return single_image_floor(narrow, info, why)
+        b = b_large
+        info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
+                         f"stable slope; used the large-scale slope {b:.4f}")
+    else:
+        sigma_used, bands, b = chosen
+        info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=bands.ratio(b))
+        if blur:
+            info["check"] = (f"passed at matched resolution (the narrow image blurred by a Gaussian of "
+                             f"sigma {blur:g} px to the softer wide one's)")
+    diff = narrow - np.float32(b) * wide
+    a = sampled_median(diff)
+    diff -= np.float32(a)
+    info.update({"a": a, "b": b})
+    return MatchResult(diff, (np.float32(a) + np.float32(b) * wide).astype(np.float32), info)
+
+
+# Gaussian sigmas (narrow px) tried to bring the narrow image to a softer wide image's resolution:
+# up to a wide FWHM of about 8x the narrow's (3 px stars against 24 px).
+BLUR_STEPS = (2.0, 4.0, 6.0, 9.0)
+
+
+def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold, blur):
+    """The detail scales measured (sigma, bands, slope, ratio), finest first, up to the first pair of
+    neighbours that both explain the narrow image and agree; and that pair's (sigma, bands, slope)."""
+    scales, chosen = [], None
     for factor in (0.5, 1, 2, 4, 8):  # finest first; stop at the first stable pair
         sigma = detail_sigma * factor
         if 4 * sigma > min(narrow.shape) / 4:
             break
-        bands = Bands.of(narrow, wide, sigma)
+        if sigma < blur:  # a band finer than the blur holds no shared detail
+            continue
+        bands = Bands.of(narrow, wide, sigma, blur=blur)
         b2 = detail_slope(bands)
         r2 = bands.ratio(b2)
         if scales:
@@ -154,32 +256,47 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         scales.append((sigma, bands, b2, r2))
         if chosen:
             break
-    if not scales:
-        raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
-                         f"{detail_sigma}")
-    b_large = large_scale_slope(narrow, wide)
-    info = {"b_large": b_large, "check": "passed",
-            "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr} for sg, _, bb, rr in scales]}
-    if chosen is None:
-        # no stable scale: judge the plain additive model on the band the wide image explains best
-        sigma_used, bands, b_best, best_ratio = min(scales, key=lambda t: t[3])
-        ratio_large = bands.ratio(b_large)  # the band-pass is linear: band(n - b w) = band(n) - b band(w)
-        info.update(b_detail=b_best, detail_sigma=sigma_used, detail_ratio=best_ratio, large_ratio=ratio_large)
-        if ratio_large > fallback_threshold or b_large <= 0:
-            info.update(check=f"no correction: the wide image does not explain the narrow one's detail "
-                              f"(best detail ratio {best_ratio:.2f}, slopes "
-                              f"{', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale); nothing was subtracted",
-                        a=0.0, b=0.0)
-            zero = np.zeros(narrow.shape, np.float32)
-            return MatchResult(zero, zero.copy(), info)
-        b = b_large
-        info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
-                         f"stable slope; used the large-scale slope {b:.4f}")
-    else:
-        sigma_used, bands, b = chosen
-        info.update(b_detail=b, detail_sigma=sigma_used, detail_ratio=bands.ratio(b))
-    diff = narrow - np.float32(b) * wide
-    a = sampled_median(diff)
-    diff -= np.float32(a)
-    info.update({"a": a, "b": b})
-    return MatchResult(diff, (np.float32(a) + np.float32(b) * wide).astype(np.float32), info)
+    return scales, chosen
+
+
+def single_image_floor(narrow: np.ndarray, info: dict, why: str) -> MatchResult:
+    """Where the wide image cannot be trusted at all: a background model of the narrow image alone
+    (ABE, degree chosen blind by cross-validation on held-out sample boxes), as the difference to
+    smooth and subtract. A constant winning the cross-validation means no gradient is seen: nothing
+    is subtracted then."""
+    try:
+        degree, cv = choose_degree(narrow, ABEParams())
+    except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
+        degree, cv = 0, {"error": str(exc)}
+    info.update(a=0.0, b=0.0, floor_degree=degree, floor_cv=cv.get("cv_error"))
+    if degree == 0:
+        info["check"] = f"no correction: {why}; no single-image gradient either; nothing was subtracted"
+        zero = np.zeros(narrow.shape, np.float32)
+        return MatchResult(zero, narrow.astype(np.float32).copy(), info)
+    surf, _ = fit_background(narrow, ABEParams(degree=degree))
+    model = surf.evaluate()
+    model -= np.float32(sampled_median(model))
+    info["check"] = (f"single-image fallback: {why}; used a background model of the narrow image alone "
+                     f"(ABE degree {degree}, chosen by cross-validation)")
+    return MatchResult(model.astype(np.float32), (narrow - model).astype(np.float32), info)
+
+
+def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_high: float = 0.92,
+                  sigma: float = 2.0) -> np.ndarray:
+    """Pixels (H, W) bool of either plane that no sky explains: saturated ones, and those where the
+    finest detail band of narrow - slope x wide stands beyond DEFECT_SIGMA robust sigmas (a trail,
+    blooming, hot pixels, a stacking edge), each widened by 2 sigma px. Nothing is marked when more
+    than MAX_DEFECT_SHARE of the frame would be: that is a mismatch of the whole image, for the
+    self-checks to judge, not a local defect."""
+    r = bandpass(narrow - np.float32(slope) * wide, sigma)
+    s = _stride(r.shape)
+    sample = r[::s, ::s]
+    centre = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - centre))) + 1e-12
+    marked = (np.abs(r - centre) > DEFECT_SIGMA * spread) | (narrow >= reject_high) | (wide >= reject_high)
+    if not marked.any():
+        return marked
+    marked = ndimage.binary_dilation(marked, iterations=int(math.ceil(2 * sigma)))
+    if marked.mean() > MAX_DEFECT_SHARE:
+        return np.zeros(narrow.shape, bool)
+    return marked

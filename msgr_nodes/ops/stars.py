@@ -252,7 +252,16 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
         coarse = detect(crop, sigma, minarea, refine=False, highpass=5)
         a5 = float(np.median(coarse.a)) if len(coarse) else 0.0
         if len(fine) and a5 > 1.4 * float(np.median(fine.a)):
-            layers = int(np.clip(np.round(np.log2(8 * a5)), 4, 6))
+            # soft stars (a wide image from slower optics, upsampled 3-5x) are still cut by a 33 px
+            # high-pass: coarsen until their size stops growing (x1.15), as far as 257 px windows
+            layers, a_k = 5, a5
+            while layers < 8:
+                wider = detect(crop, sigma, minarea, refine=False, highpass=layers + 1)
+                a_next = float(np.median(wider.a)) if len(wider) else 0.0
+                if a_next <= 1.15 * a_k:
+                    break
+                layers, a_k = layers + 1, a_next
+            layers = max(layers, int(np.clip(np.round(np.log2(8 * a_k)), 4, 8)))
             det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=layers)
     # a star is saturated where any channel clipped (the luminance of a clipped red core is lower)
     brightest = lum if data.shape[0] == 1 else data.max(axis=0)
