@@ -1,7 +1,15 @@
-"""Quality benchmark: uncorrected, our ABE at its best degree, msgr.json and msgr_additive.json,
-scored with ../shared/bench/score.py on pairs made with make_pairs.py, in one run.
+"""Quality benchmark: uncorrected, our ABE at its best degree (hindsight) and with its degree chosen
+automatically, msgr.json and msgr_additive.json (with its verdict), and the floor of
+msgr_additive.json given the truth's gradient-free wide image, scored with ../shared/bench/score.py
+on pairs made with make_pairs.py, in one run.
 
-    python benchmarks/quality.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--realpairs]
+    python benchmarks/quality.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--realpairs] [--imperfect]
+
+--imperfect adds the scenes users bring: soft wide optics (--wide-fwhm 3.5-6), few frames, a
+vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a faint
+wide image (--wide-sb-factor 0.3-0.5), colour pairs (three runs of one seed with per-channel
+nebula level, surface brightness and gradient strength, stacked), ratio 6 with a large rotation and
+distortion, and Stellarium textures the base scenes do not use.
 
 Prints a table of resid_rms, grad_left and gain_spread (% of sky; see score.py) and writes
 before / after / model PNGs (PixInsight's AutoSTF) per scene into --out. --realpairs adds pairs of
@@ -11,10 +19,14 @@ stellarium-data, fetched with apt-get download), where the graph must not make t
 import argparse
 import importlib.util
 import json
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import SHARED, make_pair  # noqa: E402
@@ -36,7 +48,103 @@ SCENES = [
     ("m42 r2.5 simple x2", ["--preset", "m42", "--seed", "7", "--ratio", "2.5", "--gradient-strength", "2"]),
 ]
 REALPAIRS = [("real sh2-263/264", ["--mode", "realpair", "--pair", "sh2_263_in_sh2_264"]),
-             ("real m4/rho oph", ["--mode", "realpair", "--pair", "m4_in_rho_oph"])]
+             ("real m4/rho oph", ["--mode", "realpair", "--pair", "m4_in_rho_oph"]),
+             ("real n1365/fornax", ["--mode", "realpair", "--pair", "n1365_in_fornax"])]
+# (name, make_pairs arguments, what is done to the pair afterwards)
+IMPERFECT = [
+    ("soft wide fwhm 3.5", ["--preset", "rcw32", "--seed", "21", "--wide-fwhm", "3.5"], None),
+    ("soft wide fwhm 4.5 r5", ["--preset", "rcw32", "--seed", "22", "--wide-fwhm", "4.5", "--ratio", "5",
+                               "--wide-fov", "2.5"], None),
+    ("soft wide fwhm 6", ["--preset", "virgo", "--seed", "23", "--wide-fwhm", "6"], None),
+    ("1 frame", ["--preset", "rcw32", "--seed", "24", "--frames", "1"], None),
+    ("2 frames, complex", ["--preset", "rcw32", "--seed", "25", "--frames", "2", "--gradient-kind", "complex"],
+     None),
+    ("vignetted wide -35 %", ["--preset", "rcw32", "--seed", "26"], "vignette"),
+    ("trail in narrow", ["--preset", "rcw32", "--seed", "26"], "trail"),
+    ("saturated patch", ["--preset", "rcw32", "--seed", "26"], "patch"),
+    ("faint wide sb 0.3", ["--preset", "rcw32", "--seed", "27", "--wide-sb-factor", "0.3"], None),
+    ("faint wide sb 0.5", ["--preset", "virgo", "--seed", "28", "--wide-sb-factor", "0.5"], None),
+    ("colour", ["--preset", "rcw32", "--seed", "29"], "colour"),
+    ("r6 rot 170 dist 6", ["--preset", "rcw32", "--seed", "30", "--ratio", "6", "--wide-fov", "2.5",
+                           "--rotation", "170", "--distortion", "6"], None),
+    ("ic1805 (heart)", ["--texture", "ic1805.png", "--seed", "31"], None),
+    ("ic1396", ["--texture", "ic1396.png", "--seed", "32", "--gradient-kind", "complex"], None),
+    ("n6188", ["--texture", "n6188.png", "--seed", "33"], None),
+    ("ic4628", ["--texture", "ic4628.png", "--seed", "34", "--gradient-kind", "complex"], None),
+]
+COLOUR = ((("--nebula-level", "1300"), ("--wide-sb-factor", "0.75"), ("--gradient-strength", "1.2")),
+          (("--nebula-level", "1500"), ("--wide-sb-factor", "0.8"), ("--gradient-strength", "1.0")),
+          (("--nebula-level", "1800"), ("--wide-sb-factor", "0.9"), ("--gradient-strength", "0.7")))
+FILES = [f"{k}{s}.fits" for k in ("narrow", "wide") for s in ("", "_clean", "_nebula", "_gradient")]
+
+
+def _rewrite(path, fn):
+    data, header = fits.getdata(path), fits.getheader(path)
+    fits.writeto(path, fn(np.asarray(data, np.float64)).astype(np.float32), header, overwrite=True)
+
+
+def trail(d):
+    """A 5 px satellite trail across the frame, 3300 e- bright."""
+    h, w = d.shape[-2:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.clip(d + (np.abs((yy - 0.2 * h) - xx * 0.6 * h / w) < 2.5) * 0.05, 0, 1)
+
+
+def patch(d):
+    """A 40 x 40 px saturated patch (blooming)."""
+    h, w = d.shape[-2:]
+    d = d.copy()
+    d[..., h // 3:h // 3 + 40, w // 2:w // 2 + 40] = 1.0
+    return d
+
+
+def vignette_profile(shape):
+    """A fast lens's falloff: 1 at the centre, 0.65 in the corners."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    return 1 - 0.35 * ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (0.5 * np.hypot(w, h)) ** 2
+
+
+def prepare(workdir, tag, args, modifier, extra):
+    """The scene's pair folder: generated, then modified (a copy, so the base pair stays)."""
+    if modifier == "colour":
+        out = workdir / tag
+        if not (out / "truth.json").is_file():
+            runs = [make_pair(workdir / f"{tag}_c{c}", *args, *extra, *[v for kv in COLOUR[c] for v in kv])
+                    for c in range(3)]
+            out.mkdir(parents=True, exist_ok=True)
+            for name in FILES:
+                planes = [fits.getdata(r / name) for r in runs]
+                fits.writeto(out / name, np.stack(planes).astype(np.float32), fits.getheader(runs[1] / name),
+                             overwrite=True)
+            shutil.copy(runs[1] / "truth.json", out / "truth.json")
+        return out
+    base = make_pair(workdir / f"{tag}_base", *args, *extra)
+    if modifier is None:
+        return base
+    out = workdir / tag
+    if not (out / "truth.json").is_file():
+        shutil.copytree(base, out, dirs_exist_ok=True)
+        if modifier in ("trail", "patch"):
+            _rewrite(out / "narrow.fits", trail if modifier == "trail" else patch)
+        elif modifier == "vignette":  # the whole wide image (sky, nebula, stars) is dimmed; the truth
+            for name in ("wide.fits",):  # of the narrow image does not change
+                _rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
+    return out
+
+
+def truth_wide(pair, out):
+    """The pair with the truth's gradient-free wide image (wide - its injected gradient): the floor
+    of what the graph can reach when the wide image has no gradient of its own."""
+    folder = out / "truth_wide"
+    folder.mkdir(exist_ok=True)
+    for name in FILES + ["truth.json"]:
+        if (pair / name).exists() and not (folder / name).exists():
+            shutil.copy(pair / name, folder / name)
+    w, g = fits.getdata(pair / "wide.fits"), fits.getdata(pair / "wide_gradient.fits")
+    fits.writeto(folder / "wide.fits", (w - g).astype(np.float32), fits.getheader(pair / "wide.fits"),
+                 overwrite=True)
+    return folder
 
 
 def load_score():
@@ -62,21 +170,28 @@ def run_graph(name, pair, out, ex):
     return out / f"{name[:-5]}.fits", time.perf_counter() - t, check
 
 
+def abe(pair, out, ex, score_mod, sky, degree):
+    """Our ABE node on the narrow image at one degree (0 = auto): (score, the degree it used), or None."""
+    g = Graph()
+    g.add_node("Load", "narrow", {"path": str(pair / "narrow.fits")})
+    g.add_node("ABE", "abe", {"degree": degree})
+    g.add_node("Save", "save", {"path": str(out / f"abe_d{degree}.fits"), "overwrite": True})
+    g.link("narrow", "image", "abe", "image")
+    g.link("abe", "image", "save", "image")
+    res = ex.run(g, ["abe", "save"])
+    if not res.ok:
+        return None
+    used = res.results["abe"].metadata["channels"][0].get("degree", degree)
+    return score_mod.score(score_mod.load(out / f"abe_d{degree}.fits"), pair, sky), used
+
+
 def best_abe(pair, out, ex, score_mod, sky):
-    best = None
-    for degree in (1, 2, 3, 4):
-        g = Graph()
-        g.add_node("Load", "narrow", {"path": str(pair / "narrow.fits")})
-        g.add_node("ABE", "abe", {"degree": degree})
-        g.add_node("Save", "save", {"path": str(out / f"abe_d{degree}.fits"), "overwrite": True})
-        g.link("narrow", "image", "abe", "image")
-        g.link("abe", "image", "save", "image")
-        if not ex.run(g).ok:
-            continue
-        s = score_mod.score(score_mod.load(out / f"abe_d{degree}.fits"), pair, sky)
-        if best is None or s["resid_rms"] < best[1]["resid_rms"]:
-            best = (degree, s)
-    return best
+    """ABE at its best degree (1-6), picked with hindsight: (degree, score)."""
+    runs = [r for r in (abe(pair, out, ex, score_mod, sky, d) for d in range(1, 7)) if r]
+    if not runs:
+        return None
+    s, degree = min(runs, key=lambda r: r[0]["resid_rms"])
+    return degree, s
 
 
 def main():
@@ -85,52 +200,62 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("benchmark-quality"))
     ap.add_argument("--size", nargs=2, default=["2000", "1500"])
     ap.add_argument("--realpairs", action="store_true")
+    ap.add_argument("--imperfect", action="store_true", help="the imperfect-data scenes (see above)")
+    ap.add_argument("--base", action="store_true", help="with --imperfect/--realpairs: the base scenes too")
     ap.add_argument("--only", nargs="*", help="scene names to run (default all)")
     a = ap.parse_args()
     score_mod = load_score()
-    scenes = SCENES + (REALPAIRS if a.realpairs else [])
+    scenes = [(n, args, None) for n, args in SCENES] if (a.base or not (a.imperfect or a.realpairs)) else []
+    scenes += IMPERFECT if a.imperfect else []
+    scenes += [(n, args, None) for n, args in REALPAIRS] if a.realpairs else []
     if a.only:
         scenes = [s for s in scenes if s[0] in a.only]
     rows = []
-    print(f"{'scene':22s} {'method':20s} {'resid_rms%':>10s} {'grad_left%':>10s} {'gain_spread%':>12s} {'s':>6s}  note",
-          flush=True)
-    for scene, args in scenes:
-        tag = scene.replace(" ", "_").replace("/", "-")
+    print("| scene | uncorrected | best ABE (hindsight) | ABE auto | msgr.json | msgr_additive.json | its verdict "
+          "| floor (truth wide) |\n| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for scene, args, modifier in scenes:
+        tag = scene.replace(" ", "_").replace("/", "-").replace("%", "pc").replace("(", "").replace(")", "")
         extra = [] if "realpair" in args else ["--narrow-size", *a.size]
+        needs_deb = any(p in args for p in ("n7000", "m42", "realpair")) or "--texture" in args
         try:
-            pair = make_pair(a.workdir / f"{tag}_{a.size[0]}", *args, *extra,
-                             *(["--apt-download"] if any(p in args for p in ("n7000", "m42", "realpair")) else []))
+            pair = prepare(a.workdir, f"{tag}_{a.size[0]}", args + (["--apt-download"] if needs_deb else []),
+                           modifier, extra)
         except Exception as exc:  # a scene whose data cannot be had here is reported, not fatal
-            print(f"{scene:22s} (skipped: could not generate the pair: {exc})", flush=True)
+            print(f"| {scene} | skipped: could not generate the pair: {exc} |", flush=True)
             continue
         truth = json.loads((pair / "truth.json").read_text())
         sky = truth["narrow"].get("sky_e", truth["narrow"].get("pedestal_e")) / 65535.0
         out = a.out.resolve() / tag  # graph paths resolve against the graph file, not here
         out.mkdir(parents=True, exist_ok=True)
         ex = Executor(jobs=2, memory_bytes=4 * 1024 ** 3)
-        base = score_mod.score(score_mod.load(pair / "narrow.fits"), pair, sky)
-        results = [("uncorrected", base, 0.0, "")]
-        t = time.perf_counter()
-        abe = best_abe(pair, out, ex, score_mod, sky)
-        if abe:
-            results.append((f"ABE (best: degree {abe[0]})", abe[1], time.perf_counter() - t, ""))
+        row = {"scene": scene, "uncorrected": score_mod.score(score_mod.load(pair / "narrow.fits"), pair, sky)}
+        best = best_abe(pair, out, ex, score_mod, sky)
+        auto = abe(pair, out, ex, score_mod, sky, 0)
+        row["best_abe"], row["best_abe_degree"] = (best[1], best[0]) if best else (None, None)
+        row["abe_auto"], row["abe_auto_degree"] = auto if auto else (None, None)
         for name in ("msgr.json", "msgr_additive.json"):
+            t = time.perf_counter()
             path, dt, note = run_graph(name, pair, out, ex)
-            if path is None:
-                results.append((name, None, dt, note))
-                continue
-            results.append((name, score_mod.score(score_mod.load(path), pair, sky), dt, note))
+            row[name] = score_mod.score(score_mod.load(path), pair, sky) if path else None
+            row[f"{name} seconds"] = time.perf_counter() - t
             if name == "msgr_additive.json":
-                before_after_png(read_image(pair / "narrow.fits").data, read_image(path).data,
-                                 read_image(out / "msgr_additive_model.fits").data, out / "before_after.png")
-        for method, s, dt, note in results:
-            if s is None:
-                print(f"{scene:22s} {method:20s} {'failed':>10s} {'':>10s} {'':>12s} {dt:6.1f}  {note[:90]}", flush=True)
-                continue
-            print(f"{scene:22s} {method:20s} {s['resid_rms']:10.2f} {s['grad_left']:10.1f} {s['gain_spread']:12.2f} "
-                  f"{dt:6.1f}  {note[:90]}", flush=True)
-            rows.append({"scene": scene, "method": method, **s, "seconds": dt, "note": note})
-    (a.out / "quality.json").write_text(json.dumps(rows, indent=1))
+                row["verdict"] = note
+                if path:
+                    before_after_png(read_image(pair / "narrow.fits").data, read_image(path).data,
+                                     read_image(out / "msgr_additive_model.fits").data, out / "before_after.png")
+        if "realpair" not in args:
+            floor_pair = truth_wide(pair, out)
+            path, _, _ = run_graph("msgr_additive.json", floor_pair, out / "truth_wide", ex)
+            row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
+        rows.append(row)
+        cell = lambda s: "failed" if s is None else f"{s['resid_rms']:.2f}"  # noqa: E731
+        verdict = (row.get("verdict") or "").split(":")[0].split(" (")[0]
+        print(f"| {scene} | {cell(row['uncorrected'])} | {cell(row['best_abe'])} (degree {row['best_abe_degree']}) "
+              f"| {cell(row['abe_auto'])} (degree {row['abe_auto_degree']}) | {cell(row['msgr.json'])} "
+              f"| **{cell(row['msgr_additive.json'])}** | {verdict} | "
+              f"{cell(row['floor']) if 'floor' in row else '-'} |", flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "quality.json").write_text(json.dumps(rows, indent=1, default=str))
 
 
 if __name__ == "__main__":
