@@ -46,18 +46,23 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=1, title="DetailFit", category="Multiscale",
+    type="DetailFit", version=2, title="DetailFit", category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
-         "noise. The fit checks itself: if the wide image explains the narrow one's detail poorly the "
-         "large-scale slope is used (the plain additive model), and if it explains none of it the difference "
-         "is zero and nothing will be subtracted. Each decision is a warning and a header card (MSGRCHK) "
-         "that travels to the saved files.",
+         "noise. Local defects of either image (satellite trails, blooming, hot pixels, stacking edges) are "
+         "left out of the fit and filled in the difference; a softer wide image is compared at matched "
+         "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
+         "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
+         "explains none of it the wide image is not used at all: the difference is then a background model "
+         "of the narrow image alone (ABE, its degree chosen by cross-validation), or zero where even that "
+         "finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
+         "saved files.",
     run=run,
     inputs=(Port("narrow", "image", "the starless narrow image"),
             Port("wide", "image", "the starless wide image registered onto the narrow grid")),
-    outputs=(Port("difference", "image", "narrow - (a + b wide), median 0; zeros when the check refuses"),
+    outputs=(Port("difference", "image", "narrow - (a + b wide), median 0; the narrow image's own background "
+                                               "model when the check refuses the wide image"),
              Port("fitted", "image", "the wide image matched to the narrow one: a + b wide")),
     params=(
         Param("detail_sigma", "float", 8.0, "scale of the shared detail band (sigma/2 to 4 sigma); 0.5x to 8x "

@@ -35,7 +35,7 @@ def check(params):
 
 
 SPEC = NodeSpec(
-    type="StarRemove", version=1, title="StarRemove", category="Stars",
+    type="StarRemove", version=2, title="StarRemove", category="Stars",
     help="Remove stars so that dense fields and bright halos do not leak into large scales: SEP detection "
          "on the luminance, elliptical masks that grow with flux (saturated stars doubled), filled from the "
          "surrounding background by multiscale normalised convolution. backend=onnx runs a local model file.",
