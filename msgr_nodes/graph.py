@@ -221,18 +221,21 @@ class Graph:
                 params[p.name] = self.resolve_path(params[p.name])
         return params
 
-    def input_paths(self) -> set[str]:
-        """Absolute paths that nodes of this graph read (Save refuses to write over them)."""
-        out = set()
+    def path_params(self) -> Iterable[tuple[str, Any, str]]:
+        """(node id, Param, resolved value) of every path parameter that is set, on nodes of known types."""
         for nid, node in self.nodes.items():
             spec = self.registry.get(node.type)
             if spec is None:
                 continue
             params = self.effective_params(nid)
             for p in spec.params:
-                if p.kind == "path" and p.reads and params.get(p.name):
-                    out.add(os.path.realpath(params[p.name]))
-        return out
+                value = params.get(p.name)
+                if p.kind == "path" and value and isinstance(value, str):
+                    yield nid, p, value
+
+    def input_paths(self) -> set[str]:
+        """Absolute paths that nodes of this graph read (Save refuses to write over them)."""
+        return {os.path.realpath(value) for _, p, value in self.path_params() if p.reads}
 
     # ------------------------------------------------------------------ validation
     def validate(self, files: bool = True) -> list[Problem]:
@@ -328,35 +331,27 @@ class Graph:
         and, with ``existence``, input files and output folders that are missing."""
         problems: list[Problem] = []
         writers: dict[tuple, list[str]] = {}
-        for nid, node in self.nodes.items():
-            spec = self.registry.get(node.type)
-            if spec is None:
-                continue
-            params = self.effective_params(nid)
-            for p in spec.params:
-                value = params.get(p.name)
-                if p.kind != "path" or not value or not isinstance(value, str):
+        for nid, p, value in self.path_params():
+            if p.reads:
+                if not existence:
                     continue
-                if p.reads:
-                    if not existence:
-                        continue
-                    if not os.path.exists(value):
-                        problems.append(Problem(nid, f"{value}: no such file; check the path", p.name))
-                    elif os.path.isdir(value):
-                        problems.append(Problem(nid, f"{value}: is a folder, not a file", p.name))
-                elif p.writes:
-                    if value.startswith("{source_"):
-                        # filled in from the image's source at run time: the same template fed from
-                        # the same inputs names the same file
-                        sources = tuple(sorted(a for a in nx.ancestors(self.to_networkx(), nid)
-                                               if any(q.reads for q in getattr(self.spec(a), "params", ()))))
-                        writers.setdefault((value, sources), []).append(nid)
-                        continue
-                    writers.setdefault((os.path.realpath(value), ()), []).append(nid)
-                    folder = os.path.dirname(value)
-                    if existence and folder and not os.path.isdir(folder):
-                        problems.append(Problem(nid, f"{value}: the folder {folder} does not exist; "
-                                                     f"create it or choose another path", p.name))
+                if not os.path.exists(value):
+                    problems.append(Problem(nid, f"{value}: no such file; check the path", p.name))
+                elif os.path.isdir(value):
+                    problems.append(Problem(nid, f"{value}: is a folder, not a file", p.name))
+            elif p.writes:
+                if value.startswith("{source_"):
+                    # filled in from the image's source at run time: the same template fed from
+                    # the same inputs names the same file
+                    sources = tuple(sorted(a for a in nx.ancestors(self.to_networkx(), nid)
+                                           if any(q.reads for q in getattr(self.spec(a), "params", ()))))
+                    writers.setdefault((value, sources), []).append(nid)
+                    continue
+                writers.setdefault((os.path.realpath(value), ()), []).append(nid)
+                folder = os.path.dirname(value)
+                if existence and folder and not os.path.isdir(folder):
+                    problems.append(Problem(nid, f"{value}: the folder {folder} does not exist; "
+                                                 f"create it or choose another path", p.name))
         for (path, _), nodes in writers.items():
             if len(nodes) > 1:
                 problems.append(Problem(nodes[1], f"writes {path}, as {' and '.join(nodes[:-1])} does: "
