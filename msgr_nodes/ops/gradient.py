@@ -188,7 +188,11 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        detail (ratio at most ``fallback_threshold``), and no model at all otherwise: a reference
        that does not match the target (another processing, another sky) must never be subtracted
        (on a real pair of differently processed photographs, ratio 0.88, the plain model made the
-       image worse than leaving it alone).
+       image worse than leaving it alone); the single-image floor stands in for it (step 3).
+    3. Local defects of either image (:func:`local_defects`) are filled before the bands and in the
+       difference; a softer wide image is compared with the narrow one blurred to its resolution
+       (BLUR_STEPS); where the wide image is refused, :func:`single_image_floor` models the narrow
+       image's background alone.
     Each decision is reported in ``info["check"]``.
     """
     # The slope is measured on detail bands at several scales. A physical (linear) relation gives the
