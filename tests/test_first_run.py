@@ -1,6 +1,5 @@
 """A new user's first ten minutes: what is installed, and one clear line for every mistake."""
 import ast
-import json
 import os
 import re
 import signal
