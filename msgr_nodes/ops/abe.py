@@ -196,9 +196,25 @@ def _thin(s: BoxSamples, sel: np.ndarray, max_boxes: int) -> np.ndarray:
     return keep
 
 
-def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> tuple[Surface, dict]:
-    """Fit the background of one plane (H, W). Returns the surface and statistics."""
-    s = sample_boxes(plane, p, mask)
+def _sky_boxes(s: BoxSamples, surf: Surface, centre_of: np.ndarray, p: ABEParams) -> np.ndarray:
+    """The usable boxes within deviation sigma above and unbalance x deviation sigma below ``surf``
+    (the residuals' centre taken over the boxes ``centre_of``)."""
+    res = s.value - surf.at(s.x, s.y)
+    centre = float(np.median(res[centre_of]))
+    # the noise of sky boxes, from the dark side of the residuals (structure only adds light), over
+    # every usable box so that it does not shrink as boxes are rejected
+    dark = res[s.kept & (res <= centre)] - centre
+    sigma = float(np.sqrt(np.mean(dark ** 2))) + 1e-12 if dark.size >= 3 else 1e-12
+    return s.kept & (res - centre <= p.deviation * sigma) & (res - centre >= -p.unbalance * p.deviation * sigma)
+
+
+def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None,
+                   samples: BoxSamples | None = None) -> tuple[Surface, dict]:
+    """Fit the background of one plane (H, W). Returns the surface and statistics.
+
+    ``samples`` are the plane's boxes from :func:`sample_boxes` with the same ``p`` and ``mask``,
+    when the caller has them already (several fits of one plane)."""
+    s = sample_boxes(plane, p, mask) if samples is None else samples
     n_terms = len(_terms(p.degree)) if p.method == "polynomial" else 10
     sel = s.kept.copy()
     total = s.kept.size
@@ -215,14 +231,7 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
     surf = _fit("polynomial", s, sel, plane.shape, 1, 0)
     for kind, degree in stages:
         for it in range(max(2, p.iterations // len(stages))):
-            res = s.value - surf.at(s.x, s.y)
-            centre = float(np.median(res[sel]))
-            # the noise of sky boxes, from the dark side of the residuals (structure only adds light), over
-            # every usable box so that it does not shrink as boxes are rejected
-            dark = res[s.kept & (res <= centre)] - centre
-            sigma = float(np.sqrt(np.mean(dark ** 2))) + 1e-12 if dark.size >= 3 else 1e-12
-            new = s.kept & (res - centre <= p.deviation * sigma) & \
-                (res - centre >= -p.unbalance * p.deviation * sigma)
+            new = _sky_boxes(s, surf, sel, p)
             if new.sum() < need:
                 raise MsgrError(f"{int(new.sum())} of {total} boxes kept, need {need}: lower deviation rejects "
                                 f"too much; raise deviation or tolerance")
@@ -251,8 +260,8 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
 
     Each degree is fitted as :func:`fit_background` does (with its rejection of structure); then
     the frame is cut into 4 x 4 regions and, for each region in turn, the surface is refitted on the
-    boxes outside it and judged on every usable box inside it. The error of a region is a robust RMS (1.4826 x median absolute deviation from 0);
-    the lowest degree within 5 % of the best wins: a simpler surface when the data cannot tell
+    boxes outside it and judged on every usable box inside it. The error of a region is a robust
+    RMS (1.4826 x median absolute deviation from 0); the lowest degree within 5 % of the best wins: a simpler surface when the data cannot tell
     them apart.
     Degree 0 (a constant) is a candidate: it wins on a frame without a gradient.
 
@@ -280,15 +289,11 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
         if d == 0:
             continue
         try:
-            surf, _ = fit_background(plane, ABEParams(**{**p.__dict__, "degree": d, "method": "polynomial"}), mask)
+            surf, _ = fit_background(plane, ABEParams(**{**p.__dict__, "degree": d, "method": "polynomial"}), mask,
+                                     samples)
         except MsgrError:
             continue  # too few boxes for this many terms
-        res = samples.value - surf.at(samples.x, samples.y)
-        centre = float(np.median(res[samples.kept]))
-        dark = res[samples.kept & (res <= centre)] - centre
-        sigma = float(np.sqrt(np.mean(dark ** 2))) + 1e-12 if dark.size >= 3 else 1e-12
-        fitted[d] = samples.kept & (res - centre <= p.deviation * sigma) & \
-            (res - centre >= -p.unbalance * p.deviation * sigma)
+        fitted[d] = _sky_boxes(samples, surf, samples.kept, p)
     if not fitted:
         raise MsgrError("too few sample boxes to choose a degree; lower box_size or box_separation")
     # judged on every box that survived local rejection: structure is a minority of them, and the
