@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import MsgrError
+from .io.atomic import make_folder
 from .types import jsonable, port_type, value_nbytes
 
 ENTRY_VERSION = 1
@@ -97,14 +97,8 @@ class DiskCache:
     def __init__(self, folder: str | os.PathLike, max_bytes: int = 20 * 1024**3):
         self.folder = Path(folder)
         self.max_bytes = int(max_bytes)
-        if self.folder.exists() and not self.folder.is_dir():
-            raise MsgrError(f"cache folder {self.folder}: is a file, not a folder: give a folder "
-                            f"(--cache-dir) or run without the disk cache (--no-cache)")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise MsgrError(f"cache folder {self.folder}: cannot be created ({exc.strerror}): give another "
-                            f"folder (--cache-dir) or run without the disk cache (--no-cache)") from None
+        make_folder(self.folder, "cache folder",
+                    "give another folder (--cache-dir) or run without the disk cache (--no-cache)")
         self.discarded: list[str] = []  # keys of corrupt entries found (for tests and logs)
 
     def _dir(self, key: str) -> Path:

@@ -162,13 +162,10 @@ def cmd_graphs(args) -> int:
 
 def cmd_sample(args) -> int:
     """``msgr-nodes sample``: copy the bundled sample pair into a folder, to try the commands on."""
-    from .io.atomic import write_bytes_atomic
+    from .io.atomic import make_folder, write_bytes_atomic
     from .stock import asset
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise MsgrError(f"sample --out {out}: is a file, not a folder: give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(args.out, "sample --out", "give another folder")
     names = ("narrow.fits.fz", "wide.fits.fz")
     existing = [n for n in names if (out / n).exists()]
     if existing and not args.overwrite:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MsgrError
+from .io.atomic import make_folder
 from .stock import asset, stock_graph
 
 
@@ -47,12 +47,7 @@ def run_demo(out: Path, jobs: int = 2, cache_dir: Path | None = None, graph: str
     t0 = time.perf_counter()
     # the folder is the user's (command line: relative to the current folder), not the graph file's
     out = Path(out).resolve()
-    if out.exists() and not out.is_dir():
-        raise MsgrError(f"demo --out {out}: is a file, not a folder: give a folder for the demo's outputs")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise MsgrError(f"demo --out {out}: cannot create the folder ({exc.strerror}): give another one") from None
+    make_folder(out, "demo --out", "give another folder for the demo's outputs")
     g = Graph.load(stock_graph(graph))
     g.set("narrow.path", str(asset("narrow.fits.fz")))
     g.set("wide.path", str(asset("wide.fits.fz")))

@@ -331,6 +331,7 @@ class Graph:
         and, with ``existence``, input files and output folders that are missing."""
         problems: list[Problem] = []
         writers: dict[tuple, list[str]] = {}
+        dag = None  # built once, for the first output named by a template
         for nid, p, value in self.path_params():
             if p.reads:
                 if not existence:
@@ -343,7 +344,8 @@ class Graph:
                 if value.startswith("{source_"):
                     # filled in from the image's source at run time: the same template fed from
                     # the same inputs names the same file
-                    sources = tuple(sorted(a for a in nx.ancestors(self.to_networkx(), nid)
+                    dag = dag if dag is not None else self.to_networkx()
+                    sources = tuple(sorted(a for a in nx.ancestors(dag, nid)
                                            if any(q.reads for q in getattr(self.spec(a), "params", ()))))
                     writers.setdefault((value, sources), []).append(nid)
                     continue

@@ -8,6 +8,8 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import MsgrError
+
 _live: set[Path] = set()  # temporary files being written now (removed on an interrupt)
 _live_lock = threading.Lock()
 
@@ -25,6 +27,19 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def make_folder(path: str | os.PathLike, label: str, advice: str) -> Path:
+    """Create the folder ``path`` (and its parents) for output, or raise MsgrError naming it as
+    ``label`` when it is a file or cannot be created; ``advice`` says what to do instead."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise MsgrError(f"{label} {folder}: is a file, not a folder: {advice}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MsgrError(f"{label} {folder}: cannot be created ({exc.strerror}): {advice}") from None
+    return folder
 
 
 def remove_partial_files() -> list[Path]:
