@@ -8,7 +8,6 @@ Three lines run a graph file::
 """
 from pathlib import Path as _Path
 
-__version__ = "0.1.0"
 
 # The built-in nodes, stock graphs and sample data live in the top-level folders nodes/, graphs/
 # and assets/ of a source checkout; an install maps them to msgr_nodes.nodes, .graphs and .assets
@@ -34,6 +33,7 @@ if not (_Path(__file__).parent / "nodes").is_dir() and (_root / "pyproject.toml"
 
     _sys.meta_path.append(_CheckoutFolders())
 
+from .version import __version__  # noqa: E402
 from .errors import GraphInvalid, MsgrError, NodeError, Problem  # noqa: E402
 from .image import Image  # noqa: E402
 from .graph import Graph  # noqa: E402

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .io.atomic import make_folder
-from .types import jsonable, port_type, value_nbytes
+from .wires import jsonable, port_type, value_nbytes
 
 ENTRY_VERSION = 1
 

@@ -12,7 +12,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .errors import GraphInvalid, MsgrError, Problem, UsageError
 
 

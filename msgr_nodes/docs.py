@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .registry import Registry
+from .wires import port_type
 
 
 def _fmt_default(value) -> str:
@@ -30,8 +31,12 @@ def node_reference_text(reg: Registry) -> str:
 
 
 def node_reference_markdown(reg: Registry) -> str:
-    """Markdown reference for the README (between the NODE-REFERENCE markers)."""
-    out = []
+    """Markdown reference for the README (between the NODE-REFERENCE markers): the wire types
+    the nodes use, then one section per node type."""
+    used = sorted({p.type for s in reg for p in (*s.input_ports(), *s.outputs)})
+    out = ["| wire type | carries |\n| --- | --- |"]
+    out += [f"| `{name}` | {port_type(name).description} |" for name in used]
+    out.append("")
     for s in reg:
         out.append(f"### {s.type}\n\n{s.help}\n")
         ports = [f"- in `{p.name}` ({p.type}{', optional' if p.optional else ''}): {p.help}"

@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from . import __version__
 from .errors import FormatError
-from .graph import Graph, Link, Node
+from .model import GraphModel, Link, Node
 from .io.atomic import write_bytes_atomic
 from .registry import Registry
 from .stock import resolve_graph, stock_graph_names
+from .version import __version__
 
 FORMAT = "msgr-nodes/graph"
 FORMAT_VERSION = 1
@@ -77,14 +77,16 @@ def _expect(cond: bool, source: str, what: str) -> None:
 
 
 def graph_from_dict(data: Any, registry: Registry | None = None,
-                    base_dir: str | os.PathLike | None = None, source: str = "graph") -> Graph:
+                    base_dir: str | os.PathLike | None = None, source: str = "graph",
+                    cls: type[GraphModel] = GraphModel) -> GraphModel:
     """Build a :class:`Graph` from a parsed graph file (structure errors raise FormatError;
-    semantic problems such as unknown node types are left for ``validate``)."""
+    semantic problems such as unknown node types are left for ``validate``). ``cls`` is the
+    class to build (a subclass of GraphModel)."""
     _expect(isinstance(data, dict), source, "a graph file must hold a JSON object")
     _expect(data.get("format") == FORMAT, source,
             f"not a msgr-nodes graph ('format' is {data.get('format')!r}, expected {FORMAT!r})")
     data = migrate(data, source)
-    g = Graph(registry, base_dir)
+    g = cls(registry, base_dir)
     nodes = data.get("nodes", {})
     _expect(isinstance(nodes, dict), source, "'nodes' must be an object of node id -> node")
     for nid, nd in nodes.items():
@@ -124,7 +126,7 @@ def graph_from_dict(data: Any, registry: Registry | None = None,
     return g
 
 
-def graph_to_dict(g: Graph) -> dict:
+def graph_to_dict(g: GraphModel) -> dict:
     """The file dict of a graph (known fields first, unknown ones kept)."""
     nodes = {}
     for nid, n in g.nodes.items():
@@ -139,7 +141,7 @@ def graph_to_dict(g: Graph) -> dict:
 
 
 def loads_graph(text: str, registry: Registry | None = None, base_dir: str | os.PathLike | None = None,
-                source: str = "graph") -> Graph:
+                source: str = "graph", cls: type[GraphModel] = GraphModel) -> GraphModel:
     """Parse graph-file text (JSON, no NaN/Infinity) into a Graph."""
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
@@ -147,14 +149,15 @@ def loads_graph(text: str, registry: Registry | None = None, base_dir: str | os.
         raise FormatError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except ValueError as exc:
         raise FormatError(f"{source}: {exc}") from None
-    return graph_from_dict(data, registry, base_dir, source)
+    return graph_from_dict(data, registry, base_dir, source, cls)
 
 
 def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in a graph file")
 
 
-def load_graph(path: str | os.PathLike, registry: Registry | None = None) -> Graph:
+def load_graph(path: str | os.PathLike, registry: Registry | None = None,
+               cls: type[GraphModel] = GraphModel) -> GraphModel:
     """Read a graph file, or a stock graph by name (``msgr``, ``msgr_additive``: an existing file
     of that name wins). Relative paths inside it resolve against its folder."""
     p = resolve_graph(path)
@@ -174,12 +177,12 @@ def load_graph(path: str | os.PathLike, registry: Registry | None = None) -> Gra
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    g = loads_graph(text, registry, p.resolve().parent, str(p))
+    g = loads_graph(text, registry, p.resolve().parent, str(p), cls)
     g.path = p
     return g
 
 
-def save_graph(g: Graph, path: str | os.PathLike) -> None:
+def save_graph(g: GraphModel, path: str | os.PathLike) -> None:
     """Write a graph file atomically (UTF-8, canonical JSON)."""
     write_bytes_atomic(path, dumps(graph_to_dict(g)).encode("utf-8"))
     g.path = Path(path)

@@ -7,13 +7,13 @@ what is allowed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("float", "int", "bool", "str", "choice", "path", "text", "list")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Param:
     """One node parameter.
 
@@ -21,7 +21,11 @@ class Param:
     ``choice`` (one of ``choices``), ``path`` (a file path; ``reads`` says the
     node reads that file, so its identity enters the cache key; ``writes`` says
     it is an output file), ``text`` (multi-line, e.g. an expression) or ``list``
-    (a list of strings).
+    (a list of strings). ``extensions`` lists the file name endings a ``path`` takes (the
+    editor's file dialog offers them). ``placeholders`` lists the ``{name}`` fields a path
+    template may hold, filled by the node at run time (Save's ``{source_stem}``): a value that
+    starts with one is left as it is when paths are resolved.
+    Every field is given by keyword.
     """
 
     name: str
@@ -36,13 +40,19 @@ class Param:
     reads: bool = False
     writes: bool = False
     advanced: bool = False
-    extensions: tuple[str, ...] = field(default=())
+    extensions: tuple[str, ...] = ()
+    placeholders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"parameter {self.name}: kind must be one of {KINDS}")
         if self.kind == "choice" and self.default is not None and self.default not in self.choices:
             raise ValueError(f"parameter {self.name}: default {self.default!r} is not a choice")
+
+    def is_template(self, value: Any) -> bool:
+        """Whether ``value`` starts with one of this parameter's placeholders (then it is not a
+        path yet: the node fills it in at run time)."""
+        return isinstance(value, str) and any(value.startswith(ph) for ph in self.placeholders)
 
     def describe_range(self) -> str:
         if self.kind == "choice":

@@ -1,11 +1,30 @@
-"""Provenance: the graph that produced an output, stored inside saved images."""
+"""Provenance: the graph that produced an output, stored inside saved images, and the
+files a graph reads (which an output never replaces)."""
 from __future__ import annotations
 
 import json
+import os
 
 import networkx as nx
 
-from .graphfile import dumps
+from .graphfile import dumps, graph_to_dict
+from .model import GraphModel
+from .version import __version__
+
+
+def graph_as_run(graph: GraphModel) -> str:
+    """The graph as run, as graph-file JSON: every parameter explicit and every path absolute."""
+    g = graph.copy()
+    for nid, node in g.nodes.items():
+        if graph.registry.get(node.type) is not None:
+            node.params = graph.effective_params(nid)
+    g.meta["run_with"] = f"msgr-nodes {__version__}"
+    return dumps(graph_to_dict(g))
+
+
+def files_read(graph: GraphModel) -> frozenset[str]:
+    """Real paths of the files that nodes of ``graph`` read (parameters marked ``reads``)."""
+    return frozenset(os.path.realpath(value) for _, p, value in graph.path_params() if p.reads)
 
 
 def graph_for_output(graph_json: str, node_id: str) -> str:

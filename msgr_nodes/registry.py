@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Iterable
 
 from .errors import MsgrError
-from .spec import NodeSpec
+from .nodespec import NodeSpec
 
 ENTRY_POINT_GROUP = "msgr_nodes.nodes"
 
@@ -27,15 +27,19 @@ class Registry:
 
     def __init__(self, specs: Iterable[NodeSpec] = ()):
         self._specs: dict[str, NodeSpec] = {}
+        self._sources: dict[str, str] = {}  # node type -> where it came from (for errors)
         self.load_errors: list[str] = []
         for s in specs:
             self.add(s)
 
-    def add(self, spec: NodeSpec) -> None:
+    def add(self, spec: NodeSpec, source: str = "") -> None:
+        """Add a node type; ``source`` (a module or pack name) is named if the type is taken."""
+        source = source or getattr(spec.run, "__module__", "") or "?"
         if spec.type in self._specs and self._specs[spec.type] is not spec:
             raise MsgrError(f"node type {spec.type!r} is defined twice "
-                            f"({self._specs[spec.type].module} and {spec.module})")
+                            f"({self._sources[spec.type]} and {source})")
         self._specs[spec.type] = spec
+        self._sources[spec.type] = source
 
     def get(self, type_name: str) -> NodeSpec | None:
         return self._specs.get(type_name)
@@ -51,7 +55,7 @@ class Registry:
 
     def add_module(self, module: ModuleType) -> None:
         for spec in _specs_of(module):
-            self.add(spec)
+            self.add(spec, module.__name__)
 
 
 def _specs_of(obj) -> list[NodeSpec]:
@@ -88,7 +92,7 @@ def discover(entry_points: bool = True) -> Registry:
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 for spec in _specs_of(ep.load()):
-                    reg.add(spec)
+                    reg.add(spec, f"node pack {ep.name!r} ({ep.value})")
             except Exception as exc:  # a broken pack must not take the built-in nodes down
                 reg.load_errors.append(f"node pack {ep.name!r} ({ep.value}) failed to load: {exc}")
     return reg
@@ -106,9 +110,3 @@ def default_registry() -> Registry:
             _default = discover()
         return _default
 
-
-def reset_default_registry() -> None:
-    """Forget the discovered registry (after installing a node pack in a running process)."""
-    global _default
-    with _lock:
-        _default = None

@@ -1,10 +1,8 @@
 """ABE: automatic background extraction (robust polynomial or thin-plate surface on sample boxes)."""
 import numpy as np
 
-from msgr_nodes.image import Image
-from msgr_nodes.ops.abe import ABEParams, choose_degree, correct, fit_background
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
+from msgr_nodes.api import Image, NodeSpec, Param, Port
+from msgr_nodes.ops.abe import CORRECTIONS, SURFACES, ABEParams, choose_degree, correct, fit_background
 
 
 def run(ctx, inputs, params):
@@ -40,39 +38,39 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="ABE", version=1, title="ABE", category="Background",
+    type="ABE", version=1, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Good for simple gradients; complex ones are what MSGR is for.",
     run=run,
-    inputs=(Port("image", "image", "the image to flatten"),
-            Port("mask", "mask", "optional: pixels > 0.5 are not sampled (e.g. a large nebula)", optional=True)),
-    outputs=(Port("image", "image", "the corrected image"), Port("model", "image", "the background model")),
+    inputs=(Port(name="image", type="image", help="the image to flatten"),
+            Port(name="mask", type="mask", help="optional: pixels > 0.5 are not sampled (e.g. a large nebula)", optional=True)),
+    outputs=(Port(name="image", type="image", help="the corrected image"), Port(name="model", type="image", help="the background model")),
     params=(
-        Param("degree", "int", 4, "polynomial degree (PixInsight's function degree); 0 = auto: the degree "
+        Param(name="degree", kind="int", default=4, help="polynomial degree (PixInsight's function degree); 0 = auto: the degree "
               "that best predicts held-out sample boxes (cross-validation)", min=0, max=6),
-        Param("correction", "choice", "subtract", "how the model is removed: subtract (additive gradients: "
+        Param(name="correction", kind="choice", default="subtract", help="how the model is removed: subtract (additive gradients: "
               "light pollution), divide (multiplicative: vignetting), or none (model only)",
-              choices=("subtract", "divide", "none")),
-        Param("normalize", "bool", True, "keep the original background level (add back the model's median)"),
-        Param("method", "choice", "polynomial", "surface: polynomial, or rbf (a smoothing thin-plate spline "
-              "for gradients a polynomial cannot follow)", choices=("polynomial", "rbf")),
-        Param("smoothing", "float", 10.0, "rbf: stiffness of the surface (0 = through every box)", min=0.0,
+              choices=CORRECTIONS),
+        Param(name="normalize", kind="bool", default=True, help="keep the original background level (add back the model's median)"),
+        Param(name="method", kind="choice", default="polynomial", help="surface: polynomial, or rbf (a smoothing thin-plate spline "
+              "for gradients a polynomial cannot follow)", choices=SURFACES),
+        Param(name="smoothing", kind="float", default=10.0, help="rbf: stiffness of the surface (0 = through every box)", min=0.0,
               max=10000.0),
-        Param("box_size", "int", 5, "sample box side, on the downsampled image", min=1, max=200, unit="px"),
-        Param("box_separation", "int", 5, "gap between boxes, on the downsampled image", min=0, max=500, unit="px"),
-        Param("downsample", "float", 2.0, "the model is computed on the image downsampled by this", min=1, max=16),
-        Param("tolerance", "float", 1.0, "local rejection: pixels further than this many sigma from their box's "
+        Param(name="box_size", kind="int", default=5, help="sample box side, on the downsampled image", min=1, max=200, unit="px"),
+        Param(name="box_separation", kind="int", default=5, help="gap between boxes, on the downsampled image", min=0, max=500, unit="px"),
+        Param(name="downsample", kind="float", default=2.0, help="the model is computed on the image downsampled by this", min=1, max=16),
+        Param(name="tolerance", kind="float", default=1.0, help="local rejection: pixels further than this many sigma from their box's "
               "median are ignored", min=0.1, max=10),
-        Param("min_box_fraction", "float", 0.05, "a box needs this fraction of its pixels after local rejection",
+        Param(name="min_box_fraction", kind="float", default=0.05, help="a box needs this fraction of its pixels after local rejection",
               min=0.0, max=1.0),
-        Param("deviation", "float", 0.8, "global rejection: boxes more than deviation sigma above the model "
+        Param(name="deviation", kind="float", default=0.8, help="global rejection: boxes more than deviation sigma above the model "
               "are structure, not sky", min=0.05, max=20),
-        Param("unbalance", "float", 1.8, "dark boxes may lie unbalance times further below the model",
+        Param(name="unbalance", kind="float", default=1.8, help="dark boxes may lie unbalance times further below the model",
               min=0.1, max=20),
-        Param("use_brightness_limits", "bool", False, "only sample pixels in [min_background, max_background]",
+        Param(name="use_brightness_limits", kind="bool", default=False, help="only sample pixels in [min_background, max_background]",
               advanced=True),
-        Param("min_background", "float", 0.0, "lower brightness limit", min=0.0, max=1.0, advanced=True),
-        Param("max_background", "float", 1.0, "upper brightness limit", min=0.0, max=1.0, advanced=True),
+        Param(name="min_background", kind="float", default=0.0, help="lower brightness limit", min=0.0, max=1.0, advanced=True),
+        Param(name="max_background", kind="float", default=1.0, help="upper brightness limit", min=0.0, max=1.0, advanced=True),
     ),
 )

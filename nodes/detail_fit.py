@@ -1,12 +1,9 @@
 """DetailFit: the wide image matched to the narrow one on shared fine detail, self-checked; their difference."""
 import numpy as np
 
-from msgr_nodes.errors import NodeError
-from msgr_nodes.image import Image
+from msgr_nodes.api import Image, NodeError, NodeSpec, Param, Port
 from msgr_nodes.ops.gradient import match_wide
 from msgr_nodes.ops.stars import match_channels
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
 
 
 def run(ctx, inputs, params):
@@ -46,7 +43,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=2, title="DetailFit", category="Multiscale",
+    type="DetailFit", version=2, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -59,20 +56,20 @@ SPEC = NodeSpec(
          "finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
          "saved files.",
     run=run,
-    inputs=(Port("narrow", "image", "the starless narrow image"),
-            Port("wide", "image", "the starless wide image registered onto the narrow grid")),
-    outputs=(Port("difference", "image", "narrow - (a + b wide), median 0; the narrow image's own background "
+    inputs=(Port(name="narrow", type="image", help="the starless narrow image"),
+            Port(name="wide", type="image", help="the starless wide image registered onto the narrow grid")),
+    outputs=(Port(name="difference", type="image", help="narrow - (a + b wide), median 0; the narrow image's own background "
                                                "model when the check refuses the wide image"),
-             Port("fitted", "image", "the wide image matched to the narrow one: a + b wide")),
+             Port(name="fitted", type="image", help="the wide image matched to the narrow one: a + b wide")),
     params=(
-        Param("detail_sigma", "float", 8.0, "scale of the shared detail band (sigma/2 to 4 sigma); 0.5x to 8x "
+        Param(name="detail_sigma", kind="float", default=8.0, help="scale of the shared detail band (sigma/2 to 4 sigma); 0.5x to 8x "
               "are tried, the smallest stable one is used", min=1.0, max=128.0, unit="px"),
-        Param("slope_tolerance", "float", 0.05, "largest relative difference of the slopes measured at two "
+        Param(name="slope_tolerance", kind="float", default=0.05, help="largest relative difference of the slopes measured at two "
               "neighbouring scales for the slope to be trusted", min=0.0, max=10.0),
-        Param("detail_threshold", "float", 0.5, "the difference must keep less than this share of the narrow "
+        Param(name="detail_threshold", kind="float", default=0.5, help="the difference must keep less than this share of the narrow "
               "image's fine detail, else the wide image does not explain it and the fit falls back",
               min=0.0, max=10.0),
-        Param("fallback_threshold", "float", 0.5, "above this share of unexplained detail nothing is subtracted "
+        Param(name="fallback_threshold", kind="float", default=0.5, help="above this share of unexplained detail nothing is subtracted "
               "(between detail_threshold and this, the large-scale slope is used)", min=0.0, max=10.0),
     ),
 )

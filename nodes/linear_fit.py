@@ -1,9 +1,7 @@
 """LinearFit: rescale the target to match the reference with a robust L1 line, per channel."""
-from msgr_nodes.errors import NodeError
+from msgr_nodes.api import NodeError, NodeSpec, Param, Port
 from msgr_nodes.ops.linear_fit import apply_fit, linear_fit
 from msgr_nodes.ops.stars import match_channels
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
 
 
 def run(ctx, inputs, params):
@@ -25,24 +23,24 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="LinearFit", version=1, title="LinearFit", category="Intensity",
+    type="LinearFit", version=1, category="Intensity",
     help="Match the target to the reference: target' = a + b * target per channel, with a robust L1 "
          "(least absolute deviation) line over pixels inside (reject_low, reject_high) in both images, "
          "as PixInsight's LinearFit.",
     run=run,
-    inputs=(Port("reference", "image", "the image to match (MSGR: the narrow image)"),
-            Port("target", "image", "the image to rescale (MSGR: the wide image), same size and colour"),
-            Port("mask", "mask", "optional: only pixels where the mask is > 0.5 are fitted", optional=True)),
-    outputs=(Port("image", "image", "the rescaled target"),),
+    inputs=(Port(name="reference", type="image", help="the image to match (MSGR: the narrow image)"),
+            Port(name="target", type="image", help="the image to rescale (MSGR: the wide image), same size and colour"),
+            Port(name="mask", type="mask", help="optional: only pixels where the mask is > 0.5 are fitted", optional=True)),
+    outputs=(Port(name="image", type="image", help="the rescaled target"),),
     params=(
-        Param("reject_low", "float", 0.0, "samples at or below this are not fitted", min=0.0, max=1.0),
-        Param("reject_high", "float", 0.92, "samples at or above this are not fitted", min=0.0, max=1.0),
-        Param("truncate", "bool", True, "clamp the result to [0, 1] as PixInsight does"),
-        Param("fit_on", "choice", "image", "image: fit the whole signal (PixInsight); detail: measure the "
+        Param(name="reject_low", kind="float", default=0.0, help="samples at or below this are not fitted", min=0.0, max=1.0),
+        Param(name="reject_high", kind="float", default=0.92, help="samples at or above this are not fitted", min=0.0, max=1.0),
+        Param(name="truncate", kind="bool", default=True, help="clamp the result to [0, 1] as PixInsight does"),
+        Param(name="fit_on", kind="choice", default="image", help="image: fit the whole signal (PixInsight); detail: measure the "
               "slope on fine detail (a band from detail_sigma/2 to 4 detail_sigma), which gradients do not bias",
               choices=("image", "detail")),
-        Param("detail_sigma", "float", 8.0, "scale of the detail band for fit_on=detail", min=1.0, max=512, unit="px"),
-        Param("max_samples", "int", 1_000_000, "evenly spread samples used per channel", min=1000,
+        Param(name="detail_sigma", kind="float", default=8.0, help="scale of the detail band for fit_on=detail", min=1.0, max=512, unit="px"),
+        Param(name="max_samples", kind="int", default=1_000_000, help="evenly spread samples used per channel", min=1000,
               max=100_000_000, advanced=True),
     ),
 )

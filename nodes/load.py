@@ -1,7 +1,6 @@
 """Load: read an image file (FITS, XISF, TIFF, PNG, JPEG)."""
 from msgr_nodes.io.formats import read_image
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
+from msgr_nodes.api import NodeSpec, Param, Port
 
 
 def run(ctx, inputs, params):
@@ -14,18 +13,18 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="Load", version=1, title="Load", category="Input/Output",
+    type="Load", version=1, category="Input/Output",
     help="Read an image file: FITS (.fits/.fit/.fts/.fz), XISF, TIFF, PNG or JPEG. Integer samples "
          "are scaled to [0, 1]; float samples keep their values. Headers and WCS travel with the image.",
     run=run,
-    outputs=(Port("image", "image", "the image, float32 (C, H, W)"),),
+    outputs=(Port(name="image", type="image", help="the image, float32 (C, H, W)"),),
     params=(
-        Param("path", "path", "", "image file to read; relative paths resolve against the graph file's folder",
+        Param(name="path", kind="path", default="", help="image file to read; relative paths resolve against the graph file's folder",
               required=True, reads=True, extensions=(".fits", ".fit", ".fts", ".fz", ".xisf", ".tif",
                                                      ".tiff", ".png", ".jpg", ".jpeg")),
-        Param("index", "int", -1, "FITS HDU or XISF/TIFF image index; -1 = the first image", min=-1, max=999,
+        Param(name="index", kind="int", default=-1, help="FITS HDU or XISF/TIFF image index; -1 = the first image", min=-1, max=999,
               advanced=True),
-        Param("nan_policy", "choice", "error", "what to do with NaN/infinite pixels: refuse the file, "
+        Param(name="nan_policy", kind="choice", default="error", help="what to do with NaN/infinite pixels: refuse the file, "
               "replace them by 0, or by the channel's median", choices=("error", "zero", "median")),
     ),
 )

@@ -3,10 +3,9 @@ import warnings
 
 import numpy as np
 
-from msgr_nodes.errors import NodeError
+from msgr_nodes.api import NodeError, NodeSpec, Param, Port
 from msgr_nodes.ops import mmt
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
+from msgr_nodes.ops.median_kernels import SHAPES
 
 
 def parse_enabled(text: str, n: int) -> set:
@@ -90,30 +89,30 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="MMT", version=1, title="MMT", category="Multiscale",
+    type="MMT", version=1, category="Multiscale",
     help="Multiscale Median Transform. With the first K detail layers removed (remove_layers) it returns "
          "the K-th cascaded median smoothing: only structures larger than about 2^K px survive. MSGR "
          "removes 8 layers (257 px windows) on large frames; use fewer on small frames (K with 2^K about "
          "a fifth of the frame's short side).",
     run=run, check=check,
-    inputs=(Port("image", "image", "the image to transform"),),
-    outputs=(Port("image", "image", "the sum of the enabled layers"),),
+    inputs=(Port(name="image", type="image", help="the image to transform"),),
+    outputs=(Port(name="image", type="image", help="the sum of the enabled layers"),),
     params=(
-        Param("remove_layers", "int", 8, "disable the first K detail layers and keep the rest with the "
+        Param(name="remove_layers", kind="int", default=8, help="disable the first K detail layers and keep the rest with the "
               "residual (PixInsight MMT with K layers unchecked); 0 = use 'enabled' instead; -1 = from the "
               "frame size (2^K about a sixteenth of the short side: 8 at 4000 px, 6 at 1200 px)", min=-1, max=12),
-        Param("layers", "int", 8, "number of detail layers n (window of layer j: 2^j + 1 px, dyadic)",
+        Param(name="layers", kind="int", default=8, help="number of detail layers n (window of layer j: 2^j + 1 px, dyadic)",
               min=1, max=12),
-        Param("enabled", "str", "R", "when remove_layers is 0: enabled layers, e.g. 'R' (residual), "
+        Param(name="enabled", kind="str", default="R", help="when remove_layers is 0: enabled layers, e.g. 'R' (residual), "
               "'1-4' (high-pass), '5-8,R'"),
-        Param("method", "choice", "accurate", "exact: bit-equal to scipy's median chain (slow); accurate: "
+        Param(name="method", kind="choice", default="accurate", help="exact: bit-equal to scipy's median chain (slow); accurate: "
               "integer histograms, error <= 5e-4 x background; pixinsight: PixInsight's downsampling scheme; "
               "preview: fast pyramid for tuning", choices=mmt.METHODS),
-        Param("scaling", "choice", "dyadic", "window sequence: dyadic (3, 5, 9, 17, ...) or linear",
-              choices=("dyadic", "linear")),
-        Param("scale_delta", "int", 1, "linear scaling: radius increment per layer", min=1, max=256,
+        Param(name="scaling", kind="choice", default="dyadic", help="window sequence: dyadic (3, 5, 9, 17, ...) or linear",
+              choices=mmt.SCALINGS),
+        Param(name="scale_delta", kind="int", default=1, help="linear scaling: radius increment per layer", min=1, max=256,
               unit="px", advanced=True),
-        Param("structure", "choice", "square", "structuring element: square, or circle (rounder, slower for "
-              "large windows)", choices=("square", "circle")),
+        Param(name="structure", kind="choice", default="square", help="structuring element: square, or circle (rounder, slower for "
+              "large windows)", choices=SHAPES),
     ),
 )

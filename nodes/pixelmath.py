@@ -1,8 +1,6 @@
 """PixelMath: PixInsight's expression language on the node's named image inputs."""
-from msgr_nodes.errors import NodeError
+from msgr_nodes.api import NodeError, NodeSpec, Param, Port
 from msgr_nodes.ops.pixelmath import PixelMathError, compile_program, evaluate
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
 
 
 def _expressions(params):
@@ -25,7 +23,7 @@ def check(params):
 
 
 def inputs_for(params):
-    return tuple(Port(name, "image", f"the image called {name} in the expression") for name in params["inputs"])
+    return tuple(Port(name=name, type="image", help=f"the image called {name} in the expression") for name in params["inputs"])
 
 
 def run(ctx, inputs, params):
@@ -71,30 +69,30 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="PixelMath", version=1, title="PixelMath", category="Math",
+    type="PixelMath", version=1, category="Math",
     help="PixInsight's PixelMath: an expression on the named input images, per channel (RGB/K, or "
          "separate R, G, B). Statistics such as med(Wide) are per channel. Comments /* */ and // are "
          "allowed, so expressions paste straight from PixInsight.",
     run=run, inputs_for=inputs_for, check=check,
-    inputs=(Port("image", "image", "the image called image in the expression"),),
-    outputs=(Port("image", "image", "the result, with the target's header"),),
+    inputs=(Port(name="image", type="image", help="the image called image in the expression"),),
+    outputs=(Port(name="image", type="image", help="the result, with the target's header"),),
     params=(
-        Param("expression", "text", "$T", "RGB/K expression (or the red one with separate expressions)"),
-        Param("inputs", "list", ["image"], "names of the input images as the expression uses them; "
+        Param(name="expression", kind="text", default="$T", help="RGB/K expression (or the red one with separate expressions)"),
+        Param(name="inputs", kind="list", default=["image"], help="names of the input images as the expression uses them; "
               "each becomes an input pin"),
-        Param("target", "str", "", "which input is $T (default: the first)"),
-        Param("use_single_expression", "bool", True, "one expression for every channel; off: "
+        Param(name="target", kind="str", default="", help="which input is $T (default: the first)"),
+        Param(name="use_single_expression", kind="bool", default=True, help="one expression for every channel; off: "
               "expression, expression1, expression2 give R, G, B"),
-        Param("expression1", "text", "", "green expression (separate expressions only)", advanced=True),
-        Param("expression2", "text", "", "blue expression (separate expressions only)", advanced=True),
-        Param("symbols", "str", "", "declared variables: 'a, b = 0.5'", advanced=True),
-        Param("truncate", "bool", True, "clamp the result to [truncate_lower, truncate_upper] (PixInsight's default)"),
-        Param("truncate_lower", "float", 0.0, "lower clamp", advanced=True),
-        Param("truncate_upper", "float", 1.0, "upper clamp", advanced=True),
-        Param("rescale", "bool", False, "map the result's [min, max] (all channels jointly) to the rescale range; "
+        Param(name="expression1", kind="text", default="", help="green expression (separate expressions only)", advanced=True),
+        Param(name="expression2", kind="text", default="", help="blue expression (separate expressions only)", advanced=True),
+        Param(name="symbols", kind="str", default="", help="declared variables: 'a, b = 0.5'", advanced=True),
+        Param(name="truncate", kind="bool", default=True, help="clamp the result to [truncate_lower, truncate_upper] (PixInsight's default)"),
+        Param(name="truncate_lower", kind="float", default=0.0, help="lower clamp", advanced=True),
+        Param(name="truncate_upper", kind="float", default=1.0, help="upper clamp", advanced=True),
+        Param(name="rescale", kind="bool", default=False, help="map the result's [min, max] (all channels jointly) to the rescale range; "
               "takes precedence over truncate"),
-        Param("rescale_lower", "float", 0.0, "rescale range low", advanced=True),
-        Param("rescale_upper", "float", 1.0, "rescale range high", advanced=True),
-        Param("output_name", "str", "", "name of the output image (default: the target's)", advanced=True),
+        Param(name="rescale_lower", kind="float", default=0.0, help="rescale range low", advanced=True),
+        Param(name="rescale_upper", kind="float", default=1.0, help="rescale range high", advanced=True),
+        Param(name="output_name", kind="str", default="", help="name of the output image (default: the target's)", advanced=True),
     ),
 )

@@ -1,11 +1,9 @@
 """Register: resample a wide-field image onto the narrow frame (star alignment with distortion correction)."""
 import numpy as np
 
-from msgr_nodes.image import Image
+from msgr_nodes.api import Image, NodeSpec, Param, Port
 from msgr_nodes.ops import register as reg_ops
 from msgr_nodes.ops.stars import luminance
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
 
 
 def run(ctx, inputs, params):
@@ -38,29 +36,29 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="Register", version=1, title="Register", category="Geometry",
+    type="Register", version=1, category="Geometry",
     help="Star alignment: resample the target (wide field) onto the reference (narrow field) grid. The "
          "narrow field is found inside the wide one from both WCS headers or, without them, by a star "
          "pattern search over scales 1-8, rotations and mirroring; then a projective model (RANSAC) and a "
          "smoothing thin-plate spline correct the distortion.",
     run=run,
-    inputs=(Port("reference", "image", "the frame to align to (MSGR: narrow)"),
-            Port("target", "image", "the image to resample (MSGR: wide, after ABE)")),
-    outputs=(Port("image", "image", "the target on the reference grid (target's colour)"),
-             Port("footprint", "mask", "1 where the target covers the reference frame"),
-             Port("transform", "transform", "the fitted mapping and its statistics")),
+    inputs=(Port(name="reference", type="image", help="the frame to align to (MSGR: narrow)"),
+            Port(name="target", type="image", help="the image to resample (MSGR: wide, after ABE)")),
+    outputs=(Port(name="image", type="image", help="the target on the reference grid (target's colour)"),
+             Port(name="footprint", type="mask", help="1 where the target covers the reference frame"),
+             Port(name="transform", type="transform", help="the fitted mapping and its statistics")),
     params=(
-        Param("use_wcs", "bool", True, "start from both images' WCS when present (plate-solved pairs)"),
-        Param("detection_sigma", "float", 5.0, "star detection threshold, in background RMS", min=1.5, max=100),
-        Param("max_stars", "int", 2000, "brightest stars used per image", min=20, max=20000),
-        Param("min_stars", "int", 20, "fewest stars needed in each image", min=4, max=1000),
-        Param("tolerance", "float", 4.0, "star matching radius", min=0.5, max=50, unit="target px"),
-        Param("distortion", "bool", True, "thin-plate-spline distortion correction on top of the projective model"),
-        Param("smoothing", "float", 0.0005, "spline smoothing per matched star, on coordinates normalised to the "
+        Param(name="use_wcs", kind="bool", default=True, help="start from both images' WCS when present (plate-solved pairs)"),
+        Param(name="detection_sigma", kind="float", default=5.0, help="star detection threshold, in background RMS", min=1.5, max=100),
+        Param(name="max_stars", kind="int", default=2000, help="brightest stars used per image", min=20, max=20000),
+        Param(name="min_stars", kind="int", default=20, help="fewest stars needed in each image", min=4, max=1000),
+        Param(name="tolerance", kind="float", default=4.0, help="star matching radius", min=0.5, max=50, unit="target px"),
+        Param(name="distortion", kind="bool", default=True, help="thin-plate-spline distortion correction on top of the projective model"),
+        Param(name="smoothing", kind="float", default=0.0005, help="spline smoothing per matched star, on coordinates normalised to the "
               "frame (0 = interpolating; larger = stiffer)", min=0, max=10),
-        Param("grid_step", "int", 16, "the map is evaluated every grid_step px and interpolated", min=2, max=256,
+        Param(name="grid_step", kind="int", default=16, help="the map is evaluated every grid_step px and interpolated", min=2, max=256,
               unit="px", advanced=True),
-        Param("clamping", "bool", True, "limit the cubic interpolation to the neighbouring pixels' range "
+        Param(name="clamping", kind="bool", default=True, help="limit the cubic interpolation to the neighbouring pixels' range "
               "(no ringing around stars)", advanced=True),
     ),
 )

@@ -2,12 +2,9 @@
 import os
 from pathlib import Path
 
-from msgr_nodes.errors import NodeError
+from msgr_nodes.api import NodeError, NodeSpec, Param, Port
 from msgr_nodes.io.formats import write_image
-from msgr_nodes.params import Param
 from msgr_nodes.provenance import graph_for_output
-from msgr_nodes.spec import NodeSpec, Port
-
 
 PLACEHOLDERS = ("{source_dir}", "{source_stem}", "{source_name}")
 
@@ -40,21 +37,22 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="Save", version=1, title="Save", category="Input/Output",
+    type="Save", version=1, category="Input/Output",
     help="Write an image file (format from the extension or explicit). Writes atomically, refuses to "
          "replace an existing file unless overwrite is set, and stores the producing graph in the file "
          "(msgr-nodes extract-graph gives it back).",
     run=run, cacheable=False,
-    inputs=(Port("image", "image", "the image to write"),),
-    outputs=(Port("image", "image", "the same image, passed through"),),
+    inputs=(Port(name="image", type="image", help="the image to write"),),
+    outputs=(Port(name="image", type="image", help="the same image, passed through"),),
     params=(
-        Param("path", "path", "", "file to write; relative paths resolve against the graph file's folder; "
+        Param(name="path", kind="path", default="", help="file to write; relative paths resolve against the graph file's folder; "
               "{source_dir}, {source_stem} and {source_name} name it after the image's source file",
-              required=True, writes=True, extensions=(".fits", ".xisf", ".tif", ".png", ".jpg")),
-        Param("format", "choice", "auto", "file format; auto = from the extension",
+              required=True, writes=True, extensions=(".fits", ".xisf", ".tif", ".png", ".jpg"),
+              placeholders=PLACEHOLDERS),
+        Param(name="format", kind="choice", default="auto", help="file format; auto = from the extension",
               choices=("auto", "fits", "xisf", "tiff", "png", "jpeg")),
-        Param("bit_depth", "choice", "auto", "sample format; auto = the source's where the format allows, "
+        Param(name="bit_depth", kind="choice", default="auto", help="sample format; auto = the source's where the format allows, "
               "else float32 (PNG: uint16, JPEG: uint8)", choices=("auto", "float32", "uint16", "uint8")),
-        Param("overwrite", "bool", False, "replace an existing file"),
+        Param(name="overwrite", kind="bool", default=False, help="replace an existing file"),
     ),
 )

@@ -1,10 +1,8 @@
 """StarRemove: classical star removal (detection, flux-grown masks, multiscale background fill)."""
 import numpy as np
 
-from msgr_nodes.image import Image
+from msgr_nodes.api import Image, NodeSpec, Param, Port
 from msgr_nodes.ops.stars import remove_stars
-from msgr_nodes.params import Param
-from msgr_nodes.spec import NodeSpec, Port
 
 
 def run(ctx, inputs, params):
@@ -35,26 +33,26 @@ def check(params):
 
 
 SPEC = NodeSpec(
-    type="StarRemove", version=2, title="StarRemove", category="Stars",
+    type="StarRemove", version=2, category="Stars",
     help="Remove stars so that dense fields and bright halos do not leak into large scales: SEP detection "
          "on the luminance, elliptical masks that grow with flux (saturated stars doubled), filled from the "
          "surrounding background by multiscale normalised convolution. backend=onnx runs a local model file.",
     run=run, check=check,
-    inputs=(Port("image", "image", "the image, linear"),),
-    outputs=(Port("image", "image", "the starless image"),
-             Port("mask", "mask", "the star mask (1 = star)"),
-             Port("stars", "image", "the stars only (image - starless)")),
+    inputs=(Port(name="image", type="image", help="the image, linear"),),
+    outputs=(Port(name="image", type="image", help="the starless image"),
+             Port(name="mask", type="mask", help="the star mask (1 = star)"),
+             Port(name="stars", type="image", help="the stars only (image - starless)")),
     params=(
-        Param("detection_sigma", "float", 3.0, "detection threshold, in background RMS", min=1.0, max=100.0),
-        Param("min_area", "int", 5, "smallest source, in pixels", min=1, max=1000, unit="px"),
-        Param("mask_scale", "float", 3.5, "mask radius, in units of each star's shape (a, b)", min=0.5, max=20.0),
-        Param("mask_growth", "float", 1.0, "how fast masks grow with flux (0 = fixed size)", min=0.0, max=10.0),
-        Param("max_radius", "float", 80.0, "largest mask radius", min=2.0, max=2000.0, unit="px"),
-        Param("saturation", "float", 0.95, "pixels at or above this are saturated (larger masks)",
+        Param(name="detection_sigma", kind="float", default=3.0, help="detection threshold, in background RMS", min=1.0, max=100.0),
+        Param(name="min_area", kind="int", default=5, help="smallest source, in pixels", min=1, max=1000, unit="px"),
+        Param(name="mask_scale", kind="float", default=3.5, help="mask radius, in units of each star's shape (a, b)", min=0.5, max=20.0),
+        Param(name="mask_growth", kind="float", default=1.0, help="how fast masks grow with flux (0 = fixed size)", min=0.0, max=10.0),
+        Param(name="max_radius", kind="float", default=80.0, help="largest mask radius", min=2.0, max=2000.0, unit="px"),
+        Param(name="saturation", kind="float", default=0.95, help="pixels at or above this are saturated (larger masks)",
               min=0.0, max=1.0),
-        Param("backend", "choice", "classic", "classic: detection and fill; onnx: a user-supplied ONNX model "
+        Param(name="backend", kind="choice", default="classic", help="classic: detection and fill; onnx: a user-supplied ONNX model "
               "run with onnxruntime", choices=("classic", "onnx")),
-        Param("model_path", "path", "", "backend onnx: the .onnx model file", reads=True, advanced=True,
+        Param(name="model_path", kind="path", default="", help="backend onnx: the .onnx model file", reads=True, advanced=True,
               extensions=(".onnx",)),
     ),
 )

@@ -8,9 +8,9 @@ from msgr_nodes.errors import NodeError
 from msgr_nodes.image import Image
 from msgr_nodes.params import Param
 from msgr_nodes.registry import Registry
-from msgr_nodes.spec import NodeSpec, Port
+from msgr_nodes.nodespec import NodeSpec, Port
 
-IMG = (Port("image", "image", "result"),)
+IMG = (Port(name="image", type="image", help="result"),)
 
 
 def _const(ctx, inputs, params):
@@ -50,24 +50,24 @@ def _slow(ctx, inputs, params):
 
 
 SPECS = [
-    NodeSpec("Const", 1, "Const", "Test", "a constant image", _const, outputs=IMG,
-             params=(Param("value", "float", 0.5, "value", min=-10, max=10),
-                     Param("width", "int", 8, "width", min=1, max=4096),
-                     Param("height", "int", 6, "height", min=1, max=4096))),
-    NodeSpec("Add", 1, "Add", "Test", "a + b", _add, outputs=IMG,
-             inputs=(Port("a", "image"), Port("b", "image"))),
-    NodeSpec("Scale", 1, "Scale", "Test", "image * factor", _scale, outputs=IMG,
-             inputs=(Port("image", "image"),), params=(Param("factor", "float", 2.0, "factor", min=0, max=100),)),
-    NodeSpec("Fail", 1, "Fail", "Test", "always fails", _fail, outputs=IMG,
-             inputs=(Port("image", "image"),), params=(Param("message", "str", "bad input: fix it", "why"),)),
-    NodeSpec("Crash", 1, "Crash", "Test", "an internal error", _crash, outputs=IMG,
-             inputs=(Port("image", "image"),)),
-    NodeSpec("Meet", 1, "Meet", "Test", "waits for its twin", _meet, outputs=IMG,
-             inputs=(Port("image", "image"),), params=(Param("tag", "str", "", "makes keys differ"),)),
-    NodeSpec("Slow", 1, "Slow", "Test", "reports progress", _slow, outputs=IMG,
-             inputs=(Port("image", "image"),), params=(Param("steps", "int", 5, "steps", min=1, max=10000),)),
-    NodeSpec("Stars", 1, "Stars", "Test", "gives a star list", lambda c, i, p: {"stars": {"x": [1.0]}},
-             outputs=(Port("stars", "stars"),)),
+    NodeSpec(type="Const", version=1, category="Test", help="a constant image", run=_const, outputs=IMG,
+             params=(Param(name="value", kind="float", default=0.5, help="value", min=-10, max=10),
+                     Param(name="width", kind="int", default=8, help="width", min=1, max=4096),
+                     Param(name="height", kind="int", default=6, help="height", min=1, max=4096))),
+    NodeSpec(type="Add", version=1, category="Test", help="a + b", run=_add, outputs=IMG,
+             inputs=(Port(name="a", type="image"), Port(name="b", type="image"))),
+    NodeSpec(type="Scale", version=1, category="Test", help="image * factor", run=_scale, outputs=IMG,
+             inputs=(Port(name="image", type="image"),), params=(Param(name="factor", kind="float", default=2.0, help="factor", min=0, max=100),)),
+    NodeSpec(type="Fail", version=1, category="Test", help="always fails", run=_fail, outputs=IMG,
+             inputs=(Port(name="image", type="image"),), params=(Param(name="message", kind="str", default="bad input: fix it", help="why"),)),
+    NodeSpec(type="Crash", version=1, category="Test", help="an internal error", run=_crash, outputs=IMG,
+             inputs=(Port(name="image", type="image"),)),
+    NodeSpec(type="Meet", version=1, category="Test", help="waits for its twin", run=_meet, outputs=IMG,
+             inputs=(Port(name="image", type="image"),), params=(Param(name="tag", kind="str", default="", help="makes keys differ"),)),
+    NodeSpec(type="Slow", version=1, category="Test", help="reports progress", run=_slow, outputs=IMG,
+             inputs=(Port(name="image", type="image"),), params=(Param(name="steps", kind="int", default=5, help="steps", min=1, max=10000),)),
+    NodeSpec(type="Stars", version=1, category="Test", help="gives a star list", run=lambda c, i, p: {"stars": {"x": [1.0]}},
+             outputs=(Port(name="stars", type="stars"),)),
 ]
 
 

@@ -6,7 +6,7 @@ from msgr_nodes.errors import MsgrError
 from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.ops.abe import ABEParams, fit_background
-from msgr_nodes.spec import RunContext
+from msgr_nodes.context import RunContext
 
 
 def _rms_pct(model, grad, sky):

@@ -11,7 +11,7 @@ import nodepack
 from msgr_nodes.errors import GraphInvalid
 from msgr_nodes.executor import Executor
 from msgr_nodes.graph import Graph
-from msgr_nodes.spec import CancelToken
+from msgr_nodes.context import CancelToken
 
 TESTS = Path(__file__).parent
 

@@ -253,7 +253,7 @@ def test_warnings_are_repeated_when_a_result_comes_from_the_disk_cache(tmp_path,
 
 def test_pixelmath_division_by_zero_says_what_it_gives_and_counts_pixels(tmp_path):
     from msgr_nodes.image import Image
-    from msgr_nodes.spec import RunContext
+    from msgr_nodes.context import RunContext
 
     g = Graph()
     g.add_node("PixelMath", "pm", {"expression": "1/0"})

@@ -6,7 +6,6 @@ import pytest
 from msgr_nodes import graphfile
 from msgr_nodes.errors import FormatError, MsgrError
 from msgr_nodes.graph import Graph
-from msgr_nodes.graphfile import load_graph, loads_graph
 
 
 def test_validation_reports_every_problem_at_once_naming_each_node(reg):
@@ -80,7 +79,7 @@ def test_round_trip_is_byte_stable_and_keeps_unknown_fields(chain, tmp_path):
     data["links"][0]["style"] = "curved"
     path.write_text(graphfile.dumps(data), "utf-8")
     original = path.read_bytes()
-    g = load_graph(path, chain.registry)
+    g = Graph.load(path, chain.registry)
     g.save(tmp_path / "again.json")
     assert (tmp_path / "again.json").read_bytes() == original
     assert g.nodes["s1"].extra == {"color": "#ff0000"}
@@ -96,7 +95,7 @@ def test_parameters_are_stored_by_name(chain, tmp_path):
 def test_newer_format_is_refused_with_a_clear_message(reg):
     text = json.dumps({"format": "msgr-nodes/graph", "format_version": 99, "nodes": {}, "links": []})
     with pytest.raises(FormatError, match="newer msgr-nodes \\(graph format 99\\).*upgrade msgr-nodes"):
-        loads_graph(text, reg)
+        Graph.loads(text, reg)
 
 
 def test_older_format_goes_through_the_migration_hook(reg, monkeypatch):
@@ -107,14 +106,14 @@ def test_older_format_goes_through_the_migration_hook(reg, monkeypatch):
     monkeypatch.setitem(graphfile.MIGRATIONS, 0, v0_to_v1)
     text = json.dumps({"format": "msgr-nodes/graph", "format_version": 0,
                        "nodes": {"c": {"type": "Const", "settings": {"value": 0.75}}}, "links": []})
-    g = loads_graph(text, reg)
+    g = Graph.loads(text, reg)
     assert g.get("c.value") == 0.75
 
 
 def test_unknown_node_type_is_kept_not_dropped(reg, tmp_path):
     text = json.dumps({"format": "msgr-nodes/graph", "format_version": 1,
                        "nodes": {"x": {"type": "FancyPlugin", "version": 3, "params": {"k": 1}}}, "links": []})
-    g = loads_graph(text, reg)
+    g = Graph.loads(text, reg)
     assert [str(p).split(":")[0] for p in g.validate()] == ["x"]
     g.save(tmp_path / "out.json")
     assert json.loads((tmp_path / "out.json").read_text())["nodes"]["x"]["params"] == {"k": 1}
@@ -133,7 +132,7 @@ def test_unknown_node_type_is_kept_not_dropped(reg, tmp_path):
 ])
 def test_malformed_files_get_one_clear_error(reg, text, message):
     with pytest.raises(FormatError, match=message):
-        loads_graph(text, reg)
+        Graph.loads(text, reg)
 
 
 def test_loading_a_graph_runs_no_code(reg, tmp_path):
@@ -141,7 +140,7 @@ def test_loading_a_graph_runs_no_code(reg, tmp_path):
     text = json.dumps({"format": "msgr-nodes/graph", "format_version": 1,
                        "nodes": {"c": {"type": "Const", "params": {"value": f"__import__('os').system('touch {marker}')"}}},
                        "links": []})
-    g = loads_graph(text, reg)
+    g = Graph.loads(text, reg)
     assert any("must be a number" in str(p) for p in g.validate())
     assert not marker.exists()
 
@@ -151,7 +150,7 @@ def test_relative_paths_resolve_against_the_graph_folder(tmp_path):
     g = Graph(base_dir=tmp_path)
     g.add_node("Load", "narrow", {"path": "data/n.fits"})
     g.save(tmp_path / "sub" / "g.json")
-    loaded = load_graph(tmp_path / "sub" / "g.json")
+    loaded = Graph.load(tmp_path / "sub" / "g.json")
     assert loaded.effective_params("narrow")["path"] == str(tmp_path / "sub" / "data" / "n.fits")
 
 
@@ -161,9 +160,10 @@ def test_entry_point_node_pack_is_discovered(tmp_path, monkeypatch):
     pack = tmp_path / "tinypack"
     pack.mkdir()
     (pack / "__init__.py").write_text(
-        "from msgr_nodes.spec import NodeSpec, Port\n"
-        "SPEC = NodeSpec('Tiny', 1, 'Tiny', 'Packs', 'a third-party node', lambda c, i, p: {'image': i['image']},\n"
-        "                inputs=(Port('image', 'image'),), outputs=(Port('image', 'image'),))\n")
+        "from msgr_nodes.api import NodeSpec, Port\n"
+        "SPEC = NodeSpec(type='Tiny', version=1, category='Packs', help='a third-party node',\n"
+        "                run=lambda c, i, p: {'image': i['image']},\n"
+        "                inputs=(Port(name='image', type='image'),), outputs=(Port(name='image', type='image'),))\n")
     dist = tmp_path / "tinypack-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinypack\nVersion: 1.0\n")

@@ -82,7 +82,7 @@ def test_shape_mismatch_and_insufficient_data_are_clear(rng):
 
 def test_node_reports_coefficients(rng):
     ref, tgt = _pair(rng)
-    from msgr_nodes.spec import RunContext
+    from msgr_nodes.context import RunContext
     g = Graph()
     g.add_node("LinearFit", "lf")
     spec = g.spec("lf")

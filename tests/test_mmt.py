@@ -8,7 +8,7 @@ from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.ops import mmt
 from msgr_nodes.ops.median_kernels import footprint, huang_median, ph_median
-from msgr_nodes.spec import RunContext
+from msgr_nodes.context import RunContext
 
 
 def _sky(rng, h=97, w=131):

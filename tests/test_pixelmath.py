@@ -164,7 +164,7 @@ def test_size_mismatch_is_a_clear_error(pair):
 
 
 def _ctx():
-    from msgr_nodes.spec import RunContext
+    from msgr_nodes.context import RunContext
     return RunContext("t")
 
 

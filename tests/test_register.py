@@ -8,7 +8,7 @@ from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.io.formats import read_image
 from msgr_nodes.ops import register as R
-from msgr_nodes.spec import RunContext
+from msgr_nodes.context import RunContext
 
 
 def _load(pair):

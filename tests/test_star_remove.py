@@ -6,7 +6,7 @@ from msgr_nodes.errors import MsgrError
 from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.ops.stars import detect, remove_stars
-from msgr_nodes.spec import RunContext
+from msgr_nodes.context import RunContext
 
 
 def _node(params=None):

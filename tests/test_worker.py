@@ -8,8 +8,8 @@ import pytest
 
 from msgr_nodes.executor import Executor
 from msgr_nodes.graph import Graph
-from msgr_nodes.spec import CancelToken
-from msgr_nodes.worker import ProcessExecutor
+from msgr_nodes.context import CancelToken
+from msgr_nodes.process_executor import ProcessExecutor
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..errors import MsgrError
 from ..image import Image
-from ..spec import CancelToken
-from ..worker import ProcessExecutor
+from ..context import CancelToken
+from ..process_executor import ProcessExecutor
 from .preview import display_rgba, histogram, pixel_value
 from .state import AddLink, EditorState, MoveNodes, RemoveLink, SetLabel, SetParam
 
@@ -382,10 +382,10 @@ class EditorApp:
         for p in spec.params:
             parent = advanced if p.advanced else "inspector"
             self._param_widget(nid, p, params.get(p.name), parent)
-        if node.type == "PixelMath":
-            problems = [m for m in self.state.problems_by_node().get(nid, []) if m.startswith("expression")]
+        problems = self.state.problems_by_node().get(nid, [])
+        if problems:  # e.g. an expression's syntax error, under the field that holds it
             dpg.add_text("\n".join(problems), parent="inspector", color=(255, 120, 80), wrap=390,
-                         tag=f"pm_errors_{nid}")
+                         tag=f"problems_{nid}")
 
     def _commit_on_release(self, widget, nid, name, convert=lambda v: v) -> None:
         """Apply a text or number field when its editing ends (not on every keystroke or drag step)."""

@@ -185,9 +185,6 @@ class Paste(Command):
             g.remove_node(nid)
 
 
-STATES = ("idle", "queued", "running", "cached", "done", "failed", "skipped", "cancelled")
-
-
 @dataclass
 class NodeRun:
     """What the last run did to a node (drawn as the node's colour and status line)."""

@@ -373,7 +373,7 @@ def _sidecar(image: Image, graph_json: str | None) -> str:
 
 
 def _software() -> str:
-    from .. import __version__
+    from ..version import __version__
     return f"msgr-nodes {__version__}"
 
 

@@ -32,8 +32,13 @@ class BoxSamples:
     kept: np.ndarray
 
 
+SURFACES = ("polynomial", "rbf")
+
+
 @dataclass
 class ABEParams:
+    """ABE's settings (PixInsight's names where it has them); see the ABE node's parameter help."""
+
     box_size: int = 5
     box_separation: int = 5
     downsample: float = 2.0
@@ -48,6 +53,10 @@ class ABEParams:
     min_background: float = 0.0
     max_background: float = 1.0
     iterations: int = 10
+
+    def __post_init__(self) -> None:
+        if self.method not in SURFACES:
+            raise ValueError(f"surface method {self.method!r} is not one of {', '.join(SURFACES)}")
 
 
 def downsample(plane: np.ndarray, f: float) -> np.ndarray:
@@ -175,6 +184,8 @@ def _cubic_weights(n_out: int, n_in: int) -> np.ndarray:
 
 
 def _fit(kind: str, s: BoxSamples, sel: np.ndarray, shape, degree: int, smoothing: float) -> Surface:
+    if kind not in SURFACES:
+        raise ValueError(f"surface method {kind!r} is not one of {', '.join(SURFACES)}")
     x, y, v = s.x[sel], s.y[sel], s.value[sel]
     if kind == "polynomial":
         A = _design(x, y, shape, degree)
@@ -326,8 +337,15 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
     return degree, {"cv_error": errors, "boxes_used": int(sky.sum())}
 
 
+CORRECTIONS = ("subtract", "divide", "none")
+
+
 def correct(data: np.ndarray, models: np.ndarray, mode: str, normalize: bool) -> np.ndarray:
-    """Apply background models (C, H, W) to data (C, H, W): subtract or divide, per channel."""
+    """Apply background models (C, H, W) to data (C, H, W), per channel: ``mode`` is one of
+    :data:`CORRECTIONS` (``none`` returns a copy); ``normalize`` adds back (or multiplies by) each
+    model's median so the corrected sky keeps its level."""
+    if mode not in CORRECTIONS:
+        raise ValueError(f"correction mode {mode!r} is not one of {', '.join(CORRECTIONS)}")
     out = np.empty_like(data, dtype=np.float32)
     for c in range(data.shape[0]):
         m = models[c]

@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from .abe import ABEParams, choose_degree, downsample, fit_background
 from .linear_fit import bandpass, l1_line
+from .mmt import smooth
 from .stars import fill_masked
 
 
@@ -78,10 +79,24 @@ class Bands:
     @classmethod
     def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92,
            blur: float = 0.0, defects: np.ndarray | None = None, cache: dict | None = None) -> "Bands":
-        """``blur`` (narrow px, Gaussian sigma) first brings the narrow image to the resolution of a
-        softer wide image, so that both are compared at scales both resolve; ``defects`` (H, W) bool
-        are pixels to leave out (with the band's reach). ``cache`` (a dict) keeps the block means
-        of each factor for the next scale or blur step."""
+        """The detail bands of both planes at one scale, on a working grid of block means.
+
+        Parameters
+        ----------
+        narrow, wide : ndarray
+            float32 (H, W) planes on the same grid, values nominally in [0, 1].
+        detail_sigma : float
+            Gaussian sigma (narrow px) of the band.
+        reject_high : float
+            Pixels at or above this value in either plane are left out (saturated).
+        blur : float
+            Gaussian sigma (narrow px) that first brings the narrow image to the resolution of a
+            softer wide image, so that both are compared at scales both resolve.
+        defects : ndarray, optional
+            (H, W) bool, pixels to leave out (with the band's reach).
+        cache : dict, optional
+            Keeps the block means of each factor for the next scale or blur step.
+        """
         f = max(1, int(detail_sigma // 4))
         while f > 1 and min(narrow.shape) // f < 64:
             f //= 2
@@ -155,16 +170,20 @@ def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32) -> 
     return float(l1_line(bw.astype(np.float64), bn.astype(np.float64))[1])
 
 
+LARGE_SCALE_METHODS = ("surface", "mmt")
+
+
 def large_scales(plane: np.ndarray, method: str = "surface", layers: int = 0, smoothing: float = 0.1) -> np.ndarray:
     """The large scales of a plane (H, W) float32, structures above about 2^K px (K = ``layers``, 0 = from
     the frame size, :func:`auto_layers`): MMT c_K, or a smoothing thin-plate surface on box medians (no
     mirrored-border bias). A constant plane (a refused model is all zeros) comes back unchanged."""
+    if method not in LARGE_SCALE_METHODS:
+        raise ValueError(f"large-scale method {method!r} is not one of {', '.join(LARGE_SCALE_METHODS)}")
     layers = layers or auto_layers(plane.shape)
     lo, hi = float(plane.min()), float(plane.max())
     if lo == hi:
         return np.full(plane.shape, lo, np.float32)
     if method == "mmt":
-        from .mmt import smooth
         return smooth(plane, layers, "accurate")
     box = max(4, 2 ** max(layers - 3, 2))
     down = max(1, box // 8)  # box medians of 8x8 block means: the same scale, far fewer pixels
@@ -194,6 +213,27 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        (BLUR_STEPS); where the wide image is refused, :func:`single_image_floor` models the narrow
        image's background alone.
     Each decision is reported in ``info["check"]``.
+
+    Parameters
+    ----------
+    narrow, wide : ndarray
+        float32 (H, W) planes on the same grid (the wide one registered onto the narrow), values
+        nominally in [0, 1].
+    detail_sigma : float
+        Gaussian sigma (narrow px) of the finest detail band; coarser bands follow from it.
+    slope_tolerance : float
+        Largest relative disagreement of two neighbouring bands' slopes for the slope to be trusted.
+    detail_threshold : float
+        Largest share of the narrow image's band RMS that the difference may keep for the wide image
+        to explain the narrow one at that band.
+    fallback_threshold : float
+        Largest such share for the large-scale slope to be used when no band pair is stable.
+
+    Returns
+    -------
+    MatchResult
+        ``difference`` and ``fitted`` (H, W) float32, and ``info`` with the slope, offset, the ratios
+        per band and the verdict (``info["check"]``).
     """
     # The slope is measured on detail bands at several scales. A physical (linear) relation gives the
     # same slope at every scale the wide image resolves; differently processed images (a non-linear
@@ -315,7 +355,24 @@ def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_hig
     finest detail band of narrow - slope x wide stands beyond DEFECT_SIGMA robust sigmas (a trail,
     blooming, hot pixels, a stacking edge), each widened by 2 sigma px. Nothing is marked when more
     than MAX_DEFECT_SHARE of the frame would be: that is a mismatch of the whole image, for the
-    self-checks to judge, not a local defect."""
+    self-checks to judge, not a local defect.
+
+    Parameters
+    ----------
+    narrow, wide : ndarray
+        float32 (H, W) planes on the same grid, values nominally in [0, 1].
+    slope : float
+        narrow ~ slope x wide (the large-scale slope), so that the shared sky cancels.
+    reject_high : float
+        Pixels at or above this value in either plane are saturated.
+    sigma : float
+        Gaussian sigma (px) of the finest detail band searched for defects.
+
+    Returns
+    -------
+    ndarray
+        (H, W) bool, True where a pixel is to be left out.
+    """
     # large frames are searched on block means (at most WORKING_PIXELS): a 5 px trail stays far out
     k = _stride(narrow.shape)
     n, w = downsample(narrow, k), downsample(wide, k)

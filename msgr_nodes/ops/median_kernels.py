@@ -188,8 +188,13 @@ def _threads() -> int:
     return numba.get_num_threads() if HAVE_NUMBA else 1
 
 
+SHAPES = ("square", "circle")
+
+
 def half_widths(radius: int, shape: str) -> np.ndarray:
-    """Per-row half-widths of a footprint of the given radius: ``square`` or ``circle``."""
+    """Per-row half-widths of a footprint of the given radius: ``shape`` one of :data:`SHAPES`."""
+    if shape not in SHAPES:
+        raise ValueError(f"footprint shape {shape!r} is not one of {', '.join(SHAPES)}")
     dy = np.arange(-radius, radius + 1)
     if shape == "square":
         return np.full(dy.size, radius, np.int64)
@@ -203,7 +208,7 @@ def pad_reflect(codes: np.ndarray, radius: int) -> np.ndarray:
 
 def huang_median(codes: np.ndarray, radius: int, nbins: int, shape: str = "square") -> np.ndarray:
     """Median of integer codes (2-D, values < nbins) over a square or circular window; reflect borders."""
-    if not HAVE_NUMBA:  # slow but exact fallback (scipy is O(k^2) per pixel: see spec/PERFORMANCE.md)
+    if not HAVE_NUMBA:  # slow but exact fallback (scipy is O(k^2) per pixel: benchmarks/mmt.py compares them)
         from scipy import ndimage
         fp = footprint(radius, shape)
         return ndimage.median_filter(codes, footprint=fp, mode="reflect").astype(np.uint32)

@@ -58,8 +58,13 @@ class MMTInfo:
     clamped_from: int | None = None  # first layer replaced by the global median
 
 
+SCALINGS = ("dyadic", "linear")
+
+
 def radii(n: int, scaling: str = "dyadic", delta: int = 1) -> list[int]:
-    """Window radii s_1..s_n (window side 2 s + 1)."""
+    """Window radii s_1..s_n (window side 2 s + 1): 1, 2, 4, ... (dyadic) or delta, 2 delta, ... (linear)."""
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling {scaling!r} is not one of {', '.join(SCALINGS)}")
     if scaling == "dyadic":
         return [2 ** j for j in range(n)]
     return [delta * (j + 1) for j in range(n)]
@@ -108,14 +113,54 @@ def _too_small(shape: tuple[int, int], radius: int) -> bool:
 def smooth(channel: np.ndarray, K: int, method: str = "accurate", scaling: str = "dyadic", delta: int = 1,
            shape: str = "square", progress: Callable[[float, str], None] | None = None,
            info: MMTInfo | None = None) -> np.ndarray:
-    """c_K of one channel: float32 (H, W) in, float32 (H, W) out (the K-th cascaded median)."""
+    """c_K of one channel: float32 (H, W) in, float32 (H, W) out (the K-th cascaded median).
+
+    Parameters
+    ----------
+    channel : ndarray
+        float32 (H, W).
+    K : int
+        The cascade level (structures above about 2^K px remain with dyadic scaling).
+    method : str
+        One of METHODS: ``exact``, ``accurate`` (bounded error, fast), ``pixinsight``, ``preview``.
+    scaling, delta : str, int
+        Window radii: ``dyadic`` (1, 2, 4, ...) or ``linear`` (delta, 2 delta, ...), see :func:`radii`.
+    shape : str
+        Median window: ``square`` or ``circle``.
+    progress : callable, optional
+        ``progress(fraction, message)``, also a cancel point.
+    info : MMTInfo, optional
+        Filled with what the run did (window sides, error bound, clamped layers).
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W).
+    """
     return _chain(channel, K, method, scaling, delta, shape, progress, info, keep=None)[K]
 
 
 def layers(channel: np.ndarray, n: int, method: str = "accurate", scaling: str = "dyadic", delta: int = 1,
            shape: str = "square", progress: Callable[[float, str], None] | None = None,
            info: MMTInfo | None = None, enabled: set | None = None) -> np.ndarray:
-    """Reconstruction from the enabled layers (1..n, and ``"R"`` for the residual c_n): float32 (H, W)."""
+    """Reconstruction from the enabled layers (1..n, and ``"R"`` for the residual c_n): float32 (H, W).
+
+    Parameters
+    ----------
+    channel : ndarray
+        float32 (H, W).
+    n : int
+        Number of detail layers.
+    method, scaling, delta, shape, progress, info
+        As for :func:`smooth`.
+    enabled : set, optional
+        Layers to keep: integers 1..n and ``"R"`` for the residual; default all.
+
+    Returns
+    -------
+    ndarray
+        float32 (H, W), the sum of the enabled layers.
+    """
     enabled = set(range(1, n + 1)) | {"R"} if enabled is None else set(enabled)
     details = sorted(j for j in enabled if j != "R")
     tail = not details or details == list(range(details[0], n + 1))

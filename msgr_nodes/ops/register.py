@@ -166,7 +166,30 @@ def initial_by_search(ref_det: Detection, tgt_det: Detection, ref_shape, tgt_sha
     Triangle invariants do not depend on scale, rotation or mirroring: the target is cut
     into overlapping tiles sized for each candidate scale ratio, each tile is scored by how
     many of its brightest stars' invariants agree with the reference's, and astroalign
-    fits the transform (direct and mirrored) on the best few tiles only."""
+    fits the transform (direct and mirrored) on the best few tiles only.
+
+    Parameters
+    ----------
+    ref_det, tgt_det : Detection
+        Stars of the reference and the target image (0-based pixels).
+    ref_shape, tgt_shape : tuple of int
+        (H, W) of each image.
+    ratios : sequence of float
+        Candidate target-to-reference scale ratios (target px per reference px, inverted).
+    n_points : int
+        Brightest stars per side used for the triangle invariants.
+    candidates : int
+        Best-scoring tiles that get a full fit.
+    progress : callable, optional
+        ``progress(fraction, message)``.
+
+    Returns
+    -------
+    H : ndarray
+        3x3 homography, reference (x, y, 1) -> target.
+    stats : dict
+        ``search_matches`` (stars that agree) and ``mirrored``.
+    """
     import astroalign as aa
 
     h, w = ref_shape
@@ -238,7 +261,34 @@ def _match(reg_fn, ref_xy: np.ndarray, tgt_xy: np.ndarray, tol: float) -> tuple[
 def refine(H0: np.ndarray, ref_det: Detection, tgt_det: Detection, ref_shape, tgt_shape, *,
            tolerance: float = 4.0, smoothing: float = 0.0005, distortion: bool = True, iterations: int = 6,
            clip_sigma: float = 3.0, min_stars: int = 8) -> Registration:
-    """Projective model by RANSAC on matched stars, then a smoothing TPS on its residuals."""
+    """Projective model by RANSAC on matched stars, then a smoothing TPS on its residuals.
+
+    Parameters
+    ----------
+    H0 : ndarray
+        3x3 initial homography, reference (x, y, 1) -> target.
+    ref_det, tgt_det : Detection
+        Stars of each image (0-based pixels).
+    ref_shape, tgt_shape : tuple of int
+        (H, W) of each image.
+    tolerance : float
+        Match radius in target px.
+    smoothing : float
+        Thin-plate-spline smoothing of the distortion correction (PixInsight's splineSmoothness).
+    distortion : bool
+        Fit the distortion correction at all.
+    iterations : int
+        Match-and-fit rounds.
+    clip_sigma : float
+        Matches with residuals beyond this many robust sigmas are dropped each round.
+    min_stars : int
+        Fewer matched stars than this raises RegistrationError.
+
+    Returns
+    -------
+    Registration
+        The mapping with its residual statistics in ``stats``.
+    """
     from scipy.interpolate import RBFInterpolator
     from skimage.measure import ransac
     from skimage.transform import ProjectiveTransform
@@ -308,7 +358,8 @@ def coordinate_maps(reg: Registration, step: int = 16) -> tuple[np.ndarray, np.n
     """Target coordinates (map_x, map_y), float32 (H, W), of every reference pixel.
 
     The map is evaluated on a grid every ``step`` px that reaches one node past every
-    border, and interpolated bilinearly (a TPS varies slowly; see spec/PERFORMANCE.md)."""
+    border, and interpolated bilinearly: a TPS varies slowly, and evaluating it at every pixel costs far more
+    than the warp itself (``benchmarks/register.py`` times both)."""
     h, w = reg.ref_shape
     xs = np.arange(-step, w + 2 * step, step, dtype=np.float64)
     ys = np.arange(-step, h + 2 * step, step, dtype=np.float64)

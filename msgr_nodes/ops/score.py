@@ -1,4 +1,4 @@
-"""Score a gradient-corrected narrow image against a known truth (as ../shared/bench/score.py defines it).
+"""Score a gradient-corrected narrow image against a known truth (the figure the benchmarks report).
 
 resid_rms: RMS of the large-scale residual in % of the sky level: the corrected image and the
 truth (sky + nebula, no stars, no gradient) are reduced to 32x32 block medians over star-free

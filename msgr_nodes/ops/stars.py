@@ -61,6 +61,31 @@ def detect(plane: np.ndarray, sigma: float = 3.0, minarea: int = 5, mesh: int = 
 
     ``sigma`` is the detection threshold in units of the background RMS. Positions
     are refined with SEP's windowed centroids (``refine``) for registration.
+
+    Parameters
+    ----------
+    plane : ndarray
+        float32 (H, W), values nominally in [0, 1].
+    sigma : float
+        Detection threshold in background RMS.
+    minarea : int
+        Smallest source, in pixels above the threshold.
+    mesh : int
+        Background mesh size (px).
+    segmentation : bool
+        Also return SEP's segmentation map (for masks).
+    max_sources : int
+        SEP's object limit (large frames of dense fields need many).
+    refine : bool
+        Windowed centroids (registration needs them; masks do not).
+    highpass : bool or int
+        Remove MMT c_K first (K = the value, True = 3), so stars on nebulosity are found as stars.
+
+    Returns
+    -------
+    Detection
+        Columns of equal length: x, y (0-based px), a, b, theta, flux, peak, npix; the
+    segmentation map (with ``segmentation``) and the background RMS.
     """
     import sep
 
@@ -103,7 +128,30 @@ def star_radii(det: Detection, stars: np.ndarray, k: float, growth: float, max_r
                saturated: np.ndarray, beta: float = 3.0, depth: float = 0.5) -> np.ndarray:
     """Mask radius of each star (px): where a Moffat profile of the star's flux falls to
     ``depth`` x the background RMS (halos of bright stars reach far), at least k x its
-    shape; ``growth`` scales the flux-dependent part. Saturated stars get 1.5x."""
+    shape; ``growth`` scales the flux-dependent part. Saturated stars get 1.5x.
+
+    Parameters
+    ----------
+    det : Detection
+        The sources.
+    stars : ndarray
+        Indices into ``det`` of the sources taken as stars.
+    k : float
+        Smallest radius in units of each star's semi-major axis.
+    growth : float
+        Scales the flux-dependent reach.
+    max_radius : float
+        Largest radius (px).
+    saturated : ndarray
+        bool per source of ``det``.
+    beta, depth : float
+        Moffat beta of the profile, and the level (background RMS) the radius reaches.
+
+    Returns
+    -------
+    ndarray
+        float radius (px) per star.
+    """
     a = det.a[stars]
     fwhm = 2.355 * max(float(np.median(det.a[stars])), 0.5)
     alpha = fwhm / (2.0 * np.sqrt(2.0 ** (1.0 / beta) - 1.0))
@@ -126,6 +174,29 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     to twice ``compact`` times the median size) as concentrated (peak / flux) as a typical
     star: bright stars grow in isophotal size, galaxies and nebula knots are large *and*
     diffuse and are left alone.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W) of the mask.
+    det : Detection
+        Sources found with ``segmentation=True``.
+    k, growth, max_radius : float
+        See :func:`star_radii`.
+    saturation : float
+        A source whose peak reaches this value is saturated (larger masks, always a star).
+    plane : ndarray, optional
+        float32 (H, W) whose value at each source's centre judges saturation (default: the
+    detection's peaks).
+    compact : float
+        Size limit of a star in units of the median source size.
+
+    Returns
+    -------
+    mask : ndarray
+        (H, W) bool, True on stars.
+    stars : ndarray
+        Indices into ``det`` of the sources taken as stars.
     """
     import sep
 
@@ -236,6 +307,24 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
 
     Detection runs on the luminance, saturation is judged on the brightest channel; the same mask
     is filled in every channel.
+
+    Parameters
+    ----------
+    data : ndarray
+        float32 (C, H, W), values nominally in [0, 1].
+    sigma, minarea : float, int
+        Detection settings, see :func:`detect`.
+    k, growth, max_radius, saturation : float
+        Mask settings, see :func:`star_mask`.
+
+    Returns
+    -------
+    starless : ndarray
+        float32 (C, H, W), masked pixels filled from their surroundings.
+    mask : ndarray
+        (H, W) bool.
+    n_stars : int
+        Stars found.
     """
     lum = luminance(data)
     det = detect(lum, sigma, minarea, segmentation=True, refine=False, highpass=True)

@@ -307,6 +307,26 @@ def evaluate(program: Program, images: dict[str, np.ndarray], *, truncate: bool 
     ``truncate_range`` (PixInsight's default: [0, 1]). Division by (near) zero
     gives the largest double, as in PixInsight; sqrt/ln/log of out-of-domain
     values give 0; NaN results become 0. All are counted in the returned counters.
+
+    Parameters
+    ----------
+    program : Program
+        A parsed expression (:func:`parse`), with the input names it uses.
+    images : dict
+        Input name -> float32 (C, H, W); all of one (H, W).
+    truncate, truncate_range : bool, tuple
+        Clamp the result to the range (PixInsight's default [0, 1]).
+    rescale, rescale_range : bool, tuple
+        Map the result's [min, max] to the range instead (all channels jointly).
+    progress : callable, optional
+        ``progress(fraction)``, once per block.
+
+    Returns
+    -------
+    result : ndarray
+        float32 (C, H, W).
+    counters : Counters
+        Pixels that met a special case (division by zero, out-of-domain functions, NaN).
     """
     missing = [n for n in program.inputs if n not in images]
     if missing:

@@ -19,7 +19,7 @@ from typing import Callable, Iterable
 from .errors import MsgrError
 from .executor import Event, Executor, RunResult
 from .graph import Graph
-from .spec import CancelToken
+from .context import CancelToken
 
 
 class _SharedCancel(CancelToken):
