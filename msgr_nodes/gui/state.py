@@ -1,6 +1,10 @@
 """Editor state without any GUI import: the graph being edited, undo/redo, selection, clipboard,
 node run states, the previewed nodes and recent files. The dearpygui layer only draws this and
 calls its methods, so everything here is unit-tested without a window.
+
+Threads: the GUI thread calls everything here, except :meth:`EditorState.on_event`, which the run
+thread calls with executor events; it only updates ``runs``, ``log`` and ``version`` (one
+attribute store or list append each), which the GUI thread reads on its next frame.
 """
 from __future__ import annotations
 
