@@ -6,6 +6,7 @@ from msgr_nodes.ops.abe import CORRECTIONS, SURFACES, ABEParams, choose_degree, 
 
 
 def run(ctx, inputs, params):
+    """Fit each channel's background model; the corrected image and the model."""
     img = inputs["image"]
     mask = inputs.get("mask")
     excl = None if mask is None else mask.data[0] > 0.5

@@ -7,6 +7,7 @@ from msgr_nodes.ops.stars import match_channels
 
 
 def run(ctx, inputs, params):
+    """Match the wide image to the narrow one, self-checked, and give their difference."""
     n, w = inputs["narrow"], inputs["wide"]
     if n.data.shape[1:] != w.data.shape[1:]:
         raise NodeError(f"narrow is {n.describe()} but wide is {w.describe()}: register the wide image first")

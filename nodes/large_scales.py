@@ -6,6 +6,7 @@ from msgr_nodes.ops.gradient import LARGE_SCALE_METHODS, auto_layers, large_scal
 
 
 def run(ctx, inputs, params):
+    """The large scales of each channel of the input (the gradient model)."""
     img = inputs["image"]
     K = params["layers"] or auto_layers(img.data.shape[1:])
     out = np.empty_like(img.data)

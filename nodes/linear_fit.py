@@ -5,6 +5,7 @@ from msgr_nodes.ops.stars import match_channels
 
 
 def run(ctx, inputs, params):
+    """Fit the target to the reference per channel and give the fitted target."""
     ref, tgt = inputs["reference"], inputs["target"]
     if params["reject_low"] >= params["reject_high"]:
         raise NodeError("reject_low must be below reject_high")

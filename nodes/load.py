@@ -4,6 +4,7 @@ from msgr_nodes.api import NodeSpec, Param, Port
 
 
 def run(ctx, inputs, params):
+    """Read the file named by ``path``."""
     img = read_image(params["path"], params["index"], params["nan_policy"])
     if "replaced_nonfinite" in img.meta:
         ctx.warn(f"replaced {img.meta['replaced_nonfinite']} NaN/infinite pixel(s) ({params['nan_policy']})")

@@ -48,6 +48,7 @@ def _enabled(params, shape=None) -> set:
 
 
 def check(params):
+    """Problems of the layer settings, found before a run."""
     try:
         _enabled(params)
     except ValueError as exc:
@@ -58,6 +59,7 @@ def check(params):
 
 
 def run(ctx, inputs, params):
+    """The enabled MMT layers of each channel."""
     img = inputs["image"]
     try:
         enabled = _enabled(params, img.data.shape[1:])

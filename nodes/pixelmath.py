@@ -15,6 +15,7 @@ def _program(params):
 
 
 def check(params):
+    """Syntax errors and unknown names of the expressions, found before a run."""
     try:
         _program(params)
     except PixelMathError as exc:
@@ -23,10 +24,12 @@ def check(params):
 
 
 def inputs_for(params):
+    """One image input per name in ``inputs``."""
     return tuple(Port(name=name, type="image", help=f"the image called {name} in the expression") for name in params["inputs"])
 
 
 def run(ctx, inputs, params):
+    """Evaluate the expression on the named input images."""
     program = _program(params)
     images = {name: inputs[name].data for name in program.inputs}
     try:

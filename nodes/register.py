@@ -7,6 +7,7 @@ from msgr_nodes.ops.stars import luminance
 
 
 def run(ctx, inputs, params):
+    """Register the target onto the reference's pixel grid."""
     ref, tgt = inputs["reference"], inputs["target"]
     reg = reg_ops.register(luminance(ref.data), luminance(tgt.data), ref.header, tgt.header,
                            use_wcs=params["use_wcs"], detection_sigma=params["detection_sigma"],

@@ -26,6 +26,7 @@ def expand(path: str, image) -> str:
 
 
 def run(ctx, inputs, params):
+    """Write the image (atomically, with its provenance) and pass it through."""
     path = expand(params["path"], inputs["image"])
     if os.path.realpath(path) in ctx.input_paths:
         raise NodeError(f"{path}: is an input of this graph; Save never writes over an input: choose another path")

@@ -6,6 +6,7 @@ from msgr_nodes.ops.stars import remove_stars
 
 
 def run(ctx, inputs, params):
+    """Remove the stars: the starless image, the star mask and the stars alone."""
     img = inputs["image"]
     if params["backend"] == "onnx":
         from msgr_nodes.ops.onnx_backend import remove_stars_onnx
@@ -27,6 +28,7 @@ def run(ctx, inputs, params):
 
 
 def check(params):
+    """Problems of the backend settings, found before a run."""
     if params["backend"] == "onnx" and not params["model_path"]:
         return ["backend onnx needs model_path: a local .onnx star-removal model (nothing is downloaded)"]
     return []

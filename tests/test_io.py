@@ -1,6 +1,10 @@
 import errno
 import json
 import os
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,12 +120,48 @@ def test_truncated_fits_is_named(narrow, tmp_path):
         read_image(tmp_path / "cut.fits")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
-def test_unreadable_file(tmp_path, narrow):
-    write_image(tmp_path / "a.fits", narrow)
-    os.chmod(tmp_path / "a.fits", 0)
-    with pytest.raises(ImageFileError, match="permission denied"):
-        read_image(tmp_path / "a.fits")
+def _read_as_nobody(path) -> str:
+    """read_image(path) in a forked child that has dropped root's rights (root reads any file, and
+    CI runs as root): what it raised, or 'read'."""
+    r, w = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (Python 3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            read_image(path)
+            msg = "read"
+        except ImageFileError as exc:
+            msg = str(exc)
+        except BaseException as exc:
+            msg = f"child failed: {exc!r}"
+        os.write(w, msg.encode())
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = f.read()
+    os.waitpid(pid, 0)
+    return out
+
+
+def test_unreadable_file(narrow):
+    folder = Path(tempfile.mkdtemp(prefix="msgr-unreadable-"))  # under /tmp: other users can reach it
+    try:
+        os.chmod(folder, 0o755)
+        write_image(folder / "a.fits", narrow)
+        os.chmod(folder / "a.fits", 0o644)
+        readable = _read_as_nobody(folder / "a.fits") if os.geteuid() == 0 else "read"
+        assert readable == "read"  # the same reader does read it when allowed
+        os.chmod(folder / "a.fits", 0)
+        if os.geteuid() == 0:
+            assert _read_as_nobody(folder / "a.fits") == f"{folder / 'a.fits'}: permission denied (cannot read)"
+        else:
+            with pytest.raises(ImageFileError, match="permission denied"):
+                read_image(folder / "a.fits")
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_unsupported_extension(tmp_path):

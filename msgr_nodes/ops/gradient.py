@@ -25,6 +25,8 @@ from .stars import fill_masked
 
 @dataclass
 class MatchResult:
+    """What :func:`match_wide` gives: the difference and the fitted wide image, (H, W) float32, and what it decided."""
+
     difference: np.ndarray       # (H, W) narrow - (a + b wide); zeros when nothing may be subtracted
     fitted: np.ndarray           # (H, W) a + b wide
     info: dict = field(default_factory=dict)

@@ -21,6 +21,8 @@ PUNCT = {"(": "LPAREN", ")": "RPAREN", "[": "LBRACK", "]": "RBRACK", ",": "COMMA
 
 @dataclass(frozen=True)
 class Token:
+    """One token of an expression: its kind, text, 1-based column and (numbers) value."""
+
     kind: str     # NUM, IDENT, OP, LPAREN, RPAREN, LBRACK, RBRACK, COMMA, SEMI, END
     text: str
     col: int      # 1-based position in the whole text

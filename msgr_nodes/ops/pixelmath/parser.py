@@ -33,18 +33,24 @@ ASSIGN = {"=", "+=", "-=", "*=", "/=", "^=", "%=", "--=", "&=", "!&=", "|=", "!|
 
 @dataclass(frozen=True)
 class Num:
+    """A number literal; ``col`` is its 1-based column in the expression (for error messages)."""
+
     value: float
     col: int
 
 
 @dataclass(frozen=True)
 class Name:
+    """An image or symbol name."""
+
     name: str
     col: int
 
 
 @dataclass(frozen=True)
 class Call:
+    """A function call with its argument nodes."""
+
     name: str
     args: tuple
     col: int
@@ -52,6 +58,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Index:
+    """One channel of an image: ``name[channel]``."""
+
     name: str
     channel: int
     col: int
@@ -59,6 +67,8 @@ class Index:
 
 @dataclass(frozen=True)
 class Unary:
+    """A prefix operator (``-``, ``+``, ``~``, ``!``) on one operand."""
+
     op: str
     operand: object
     col: int
@@ -66,6 +76,8 @@ class Unary:
 
 @dataclass(frozen=True)
 class Binary:
+    """An infix operator on two operands."""
+
     op: str
     left: object
     right: object
@@ -74,6 +86,8 @@ class Binary:
 
 @dataclass(frozen=True)
 class Assign:
+    """An assignment to a symbol (``=``, ``+=``, ...), a statement of a multi-statement expression."""
+
     name: str
     op: str
     value: object
