@@ -5,8 +5,8 @@ peak resident memory, and the time of a re-run after editing one parameter of th
 
 The pair comes from make_pairs.py (rcw32, ratio 2) at full size; colour is made by scaling the
 mono frames per channel (0.85, 1.0, 1.15), which keeps the stars and the gradients real.
-The edited node is mmt_model in both graphs: for msgr_additive.json its smoothing, for msgr.json
-its number of removed layers.
+The edited parameter is the model step's: gradient_model's smoothing for msgr_additive.json,
+mmt_model's number of removed layers for msgr.json.
 """
 import argparse
 import json
@@ -64,8 +64,8 @@ def main():
         g.set("mmt_model.remove_layers", 8)
         edited = "mmt_model.remove_layers 9 -> 8"
     else:
-        g.set("mmt_model.smoothing", 0.2)
-        edited = "mmt_model.smoothing 0.1 -> 0.2"
+        g.set("gradient_model.smoothing", 0.2)
+        edited = "gradient_model.smoothing 0.1 -> 0.2"
     t = time.perf_counter()
     res2 = ex.run(g)
     rerun = time.perf_counter() - t
@@ -78,7 +78,7 @@ def main():
     sky = json.loads((pair / "truth.json").read_text())["narrow"]["sky_e"] / 65535.0
     before = score_mod.score(score_mod.load(work / "narrow.fits"), pair, sky)
     after = score_mod.score(score_mod.load(work / "out.fits"), pair, sky)
-    fit = ex.cached_result(res2.keys["linear_fit"]) if "linear_fit" in res2.keys else None
+    fit = ex.cached_result(res2.keys["detail_fit"]) if "detail_fit" in res2.keys else None
     checks = {c["check"].split(":")[0] for c in fit.metadata["channels"]} if fit else {"-"}
     print(f"resid_rms (% of sky, channel mean against the truth): {before['resid_rms']:.2f} uncorrected, "
           f"{after['resid_rms']:.2f} corrected; gain_spread {after['gain_spread']:.2f} %; self-check: "

@@ -64,9 +64,16 @@ class GraphModel:
         return self.registry.get(self.node(node_id).type)
 
     def node(self, node_id: str) -> Node:
+        """The node of that id; an unknown id raises MsgrError naming the graph's nodes (and the new
+        id, when the graph's ``meta.renamed`` records that the node was renamed)."""
         try:
             return self.nodes[node_id]
         except KeyError:
+            renamed = self.meta.get("renamed", {})
+            new = renamed.get(node_id) if isinstance(renamed, dict) else None
+            if isinstance(new, str) and new in self.nodes:
+                raise MsgrError(f"no node {node_id!r} in this graph: it is called {new!r} now "
+                                f"(e.g. -s {new}.PARAM=VALUE)") from None
             raise MsgrError(f"no node {node_id!r} in this graph; nodes: {', '.join(self.nodes) or 'none'}") from None
 
     def new_id(self, type_name: str) -> str:

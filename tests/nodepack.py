@@ -84,3 +84,13 @@ def registry(with_builtins: bool = True) -> Registry:
 
 def new_barrier(n: int = 2) -> None:
     BARRIER["barrier"] = threading.Barrier(n)
+
+
+def fake_install(folder, name: str, entry_point: str) -> None:
+    """Make ``folder`` look like site-packages holding distribution ``name`` with one
+    ``msgr_nodes.nodes`` entry point (``"key = module"``), as pip would leave it; put
+    ``folder`` on sys.path (monkeypatch.syspath_prepend) for discover() to find it."""
+    dist = folder / f"{name}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[msgr_nodes.nodes]\n{entry_point}\n")

@@ -154,3 +154,11 @@ def test_public_ops_with_many_arguments_document_them():
                 elif len(args) >= 6 and "Parameters\n" not in doc:
                     missing.append(f"{p.name}:{node.name}: {len(args)} arguments, no Parameters section")
     assert missing == []
+
+
+def test_architecture_md_names_every_top_level_folder():
+    text = (ROOT / "ARCHITECTURE.md").read_text("utf-8")
+    tracked = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")
+               and p.name != "build" and not p.name.endswith(".egg-info")}
+    assert {"msgr_nodes", "nodes", "graphs", "assets", "tests", "benchmarks", "docs"} <= tracked
+    assert sorted(f for f in tracked if f"`{f}/`" not in text) == []

@@ -3,6 +3,8 @@ import sys
 
 import pytest
 
+import nodepack
+
 from msgr_nodes import graphfile
 from msgr_nodes.errors import FormatError, MsgrError
 from msgr_nodes.graph import Graph
@@ -166,10 +168,7 @@ def test_entry_point_node_pack_is_discovered(tmp_path, monkeypatch):
         "SPEC = NodeSpec(type='Tiny', version=1, category='Packs', help='a third-party node',\n"
         "                run=lambda c, i, p: {'image': i['image']},\n"
         "                inputs=(Port(name='image', type='image'),), outputs=(Port(name='image', type='image'),))\n")
-    dist = tmp_path / "tinypack-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: tinypack\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[msgr_nodes.nodes]\ntiny = tinypack\n")
+    nodepack.fake_install(tmp_path, "tinypack", "tiny = tinypack")
     monkeypatch.syspath_prepend(str(tmp_path))
     reg = discover()
     assert "Tiny" in reg and "Load" in reg
@@ -181,10 +180,7 @@ def test_entry_point_node_pack_is_discovered(tmp_path, monkeypatch):
 def test_broken_node_pack_does_not_break_the_builtins(tmp_path, monkeypatch):
     from msgr_nodes.registry import discover
 
-    dist = tmp_path / "brokenpack-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenpack\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[msgr_nodes.nodes]\nbroken = no_such_module_xyz\n")
+    nodepack.fake_install(tmp_path, "brokenpack", "broken = no_such_module_xyz")
     monkeypatch.syspath_prepend(str(tmp_path))
     reg = discover()
     assert "Load" in reg

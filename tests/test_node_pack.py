@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import nodepack
+
 from msgr_nodes.api import Image, NodeSpec, Param, Port, PortType, register_wire_type
 from msgr_nodes.errors import MsgrError
 from msgr_nodes.executor import Executor
@@ -21,12 +23,9 @@ PACK = Path(__file__).parent / "example_pack"
 @pytest.fixture
 def pack(tmp_path, monkeypatch):
     """The example pack installed the way pip would leave it: importable, with an entry point."""
-    dist = tmp_path / "msgr_example_pack-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: msgr-example-pack\nVersion: 1.0\n")
     entry = 'example = "msgr_example_pack"'
     assert entry in (PACK / "pyproject.toml").read_text()  # what pip would write from it
-    (dist / "entry_points.txt").write_text("[msgr_nodes.nodes]\n" + entry.replace('"', "") + "\n")
+    nodepack.fake_install(tmp_path, "msgr_example_pack", entry.replace('"', ""))
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(PACK))
     yield discover()

@@ -6,12 +6,15 @@ import pytest
 from astropy.io import fits
 
 from msgr_nodes.cli import main
+from msgr_nodes.errors import MsgrError
 from msgr_nodes.stock import stock_graph
 from msgr_nodes.graph import Graph
 from msgr_nodes.ops.score import score
 from synthpair import make_pair
 
 ROOT = Path(__file__).resolve().parents[1]
+ADDITIVE_IDS = {"narrow", "wide", "abe", "star_align", "stars_narrow", "stars_wide", "detail_fit",
+                "gradient_model", "remove_model", "save", "save_model"}
 DESIGN_IDS = {"narrow", "wide", "abe", "star_align", "stars_narrow", "stars_wide", "mmt_narrow", "mmt_wide",
               "linear_fit", "create_model", "mmt_model", "remove_model", "save", "save_model"}
 
@@ -114,7 +117,7 @@ def test_demo_runs_on_the_bundled_sample(tmp_path, capsys, monkeypatch):
 
 
 def test_editing_the_model_smoothing_recomputes_only_the_model_cone(medium_pair, tmp_path):
-    """The slow, self-checked fit (linear_fit) is cached: a smoothing edit redoes the smoothing step and
+    """The slow, self-checked fit (detail_fit) is cached: a smoothing edit redoes the smoothing step and
     what follows it, and the new model differs."""
     from msgr_nodes.executor import Executor
 
@@ -125,10 +128,20 @@ def test_editing_the_model_smoothing_recomputes_only_the_model_cone(medium_pair,
         g.set(key, value)
     ex = Executor(jobs=2)
     first = ex.run(g)
-    assert first.ok and "linear_fit" in first.computed
-    model1 = first.output("mmt_model").data.copy()
-    g.set("mmt_model.smoothing", 50.0)
+    assert first.ok and "detail_fit" in first.computed
+    model1 = first.output("gradient_model").data.copy()
+    g.set("gradient_model.smoothing", 50.0)
     second = ex.run(g)
     assert second.ok
-    assert set(second.computed) == {"mmt_model", "remove_model", "save", "save_model"}
-    assert np.abs(second.output("mmt_model").data - model1).max() > 1e-5
+    assert set(second.computed) == {"gradient_model", "remove_model", "save", "save_model"}
+    assert np.abs(second.output("gradient_model").data - model1).max() > 1e-5
+
+
+def test_the_recommended_graph_names_its_nodes_by_what_they_are():
+    g = Graph.load(stock_graph("msgr_additive.json"))
+    assert set(g.nodes) == ADDITIVE_IDS
+    assert g.nodes["detail_fit"].type == "DetailFit" and g.nodes["gradient_model"].type == "LargeScales"
+    with pytest.raises(MsgrError, match="no node 'mmt_model' in this graph: it is called 'gradient_model' now"):
+        g.set("mmt_model.smoothing", 0.2)
+    with pytest.raises(MsgrError, match="no node 'nope' in this graph; nodes: narrow, wide"):
+        g.set("nope.smoothing", 0.2)
