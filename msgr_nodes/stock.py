@@ -41,6 +41,18 @@ def stock_graph_titles() -> dict[str, str]:
     return out
 
 
+def stock_name_of(path: str | os.PathLike) -> str | None:
+    """The stock graph's name if ``path`` is one of the shipped stock graph files, else None."""
+    try:
+        real = Path(path).resolve()
+    except OSError:
+        return None
+    for name in stock_graph_names():
+        if stock_graph(name).resolve() == real:
+            return name
+    return None
+
+
 def resolve_graph(arg: str | os.PathLike) -> Path:
     """A graph argument as a file: an existing path wins; else a bare name (``msgr``,
     ``msgr_additive.json``) names a stock graph; else the path is returned unchanged

@@ -1,10 +1,14 @@
 """Editor state and commands, without a window."""
+import json
+
+import numpy as np
 import pytest
 
 from msgr_nodes.stock import stock_graph
 from msgr_nodes.errors import MsgrError
 from msgr_nodes.executor import Event
-from msgr_nodes.gui.state import AddLink, EditorState, MoveNodes, RemoveLink, SetLabel, SetParam
+from msgr_nodes.gui.commands import AddLink, MoveNodes, RemoveLink, SetLabel, SetParam
+from msgr_nodes.gui.state import EditorState
 
 
 @pytest.fixture
@@ -116,3 +120,87 @@ def test_sample_pair_goes_into_an_open_stock_graph(tmp_path):
     assert set(sample.graph.nodes) == set(st.graph.nodes)  # the recipe graph, not another one
     assert sample.graph.validate() == []
     assert sample.graph.get("wide.path").endswith("wide.fits.fz")
+
+
+def test_a_stock_graph_opens_as_a_template_and_is_never_written(tmp_path):
+    from msgr_nodes.stock import stock_graph
+
+    stock = stock_graph("msgr_additive.json")
+    before = stock.read_bytes()
+    st = EditorState.open("msgr_additive", settings_dir=tmp_path)
+    assert st.path is None and st.template == "msgr_additive" and not st.dirty
+    st.apply(SetParam("gradient_model", "smoothing", 0.2))
+    with pytest.raises(MsgrError, match="msgr_additive is a stock graph .a template.: use Save As"):
+        st.save()
+    with pytest.raises(MsgrError, match="is the stock graph 'msgr_additive'.*save under another name"):
+        st.save(stock)
+    assert stock.read_bytes() == before
+    st.save(tmp_path / "mine.json")
+    assert st.path == tmp_path / "mine.json" and st.template is None and not st.dirty
+    assert stock.read_bytes() == before
+
+
+def test_saved_paths_are_relative_to_the_graph_file_where_they_can_be(tmp_path):
+    st = EditorState.open("msgr_additive", settings_dir=tmp_path)
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    st.apply(SetParam("narrow", "path", str(tmp_path / "project" / "data" / "N.fits")))
+    st.apply(SetParam("wide", "path", "/elsewhere/W.fits"))
+    st.save(tmp_path / "project" / "g.json")
+    params = {nid: n["params"] for nid, n in json.loads((tmp_path / "project" / "g.json").read_text())["nodes"].items()}
+    assert params["narrow"]["path"] == "data/N.fits"
+    assert params["wide"]["path"] == "/elsewhere/W.fits"            # outside the folder: kept absolute
+    assert params["save"]["path"] == "{source_dir}/{source_stem}_msgr.fits"  # a template: as it was
+    again = EditorState.open(tmp_path / "project" / "g.json", settings_dir=tmp_path)
+    assert again.graph.effective_params("narrow")["path"] == str(tmp_path / "project" / "data" / "N.fits")
+
+
+def test_copy_as_command_repeats_the_edits_headless(tmp_path):
+    import shlex
+
+    from msgr_nodes.cli import main
+    from msgr_nodes.graph import Graph
+
+    st = EditorState.open("msgr_additive", settings_dir=tmp_path)
+    st.apply(SetParam("gradient_model", "smoothing", 0.0004))
+    st.apply(SetParam("narrow", "path", str(tmp_path / "N.fits")))
+    command = st.as_command()
+    assert command == (f"msgr-nodes run msgr_additive -s narrow.path={tmp_path / 'N.fits'} "
+                       f"-s gradient_model.smoothing=0.0004")
+    args = shlex.split(command)[1:]
+    assert main(["validate", *args[1:]]) == 1  # the same graph: only wide.path is missing
+    script = st.as_python()
+    assert script.startswith("from msgr_nodes import Graph\n\ng = Graph.load('msgr_additive')\n")
+    g = Graph.load("msgr_additive")
+    for line in script.splitlines():
+        if line.startswith("g.set("):
+            eval(line, {"g": g})
+    assert g.get("gradient_model.smoothing") == 0.0004 and g.get("narrow.path") == str(tmp_path / "N.fits")
+    st.apply(RemoveLink("save", "image"))
+    with pytest.raises(MsgrError, match="nodes or links were added or removed"):
+        st.as_command()
+
+
+def test_layered_layout_never_overlaps_and_keeps_links_left_to_right(tmp_path):
+    from msgr_nodes.gui.layout import estimated_size, layered_positions, overlaps
+
+    for name in ("msgr", "msgr_additive"):
+        st = EditorState.open(name, settings_dir=tmp_path)
+        g = st.graph
+        sizes = {nid: estimated_size(g, nid) for nid in g.nodes}
+        pos = layered_positions(g, sizes, max_width=10_000)
+        assert overlaps({n: (*pos[n], *sizes[n]) for n in g.nodes}) == []
+        assert all(pos[l.src][0] < pos[l.dst][0] for l in g.links)  # one band: every link goes right
+        wrapped = layered_positions(g, sizes, max_width=1000)
+        assert overlaps({n: (*wrapped[n], *sizes[n]) for n in g.nodes}) == []
+        assert max(wrapped[n][0] + sizes[n][0] for n in g.nodes) <= 1000
+
+
+def test_a_typed_float_is_stored_as_typed():
+    from msgr_nodes.gui.inspector import as_typed, digits_for
+    from msgr_nodes.registry import discover
+
+    smoothing = discover(entry_points=False).get("Register").param("smoothing")
+    digits = digits_for(smoothing)
+    assert digits >= 4 and f"{0.0005:.{digits}g}" == "0.0005"
+    assert as_typed(float(np.float32(0.0004)), digits) == 0.0004  # float32 noise from a widget is gone
+    assert as_typed(0.1 + 0.2, 6) == 0.3

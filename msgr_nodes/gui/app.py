@@ -14,12 +14,18 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 
 from ..errors import MsgrError
+from .big_preview import LargeView
 from .canvas import Canvas
 from .dialogs import Dialogs
 from .inspector import Inspector
+from .layout import layered_positions
+from .keys import on_key
+from .menus import build_menu
 from .preview import Preview
 from .runner import RunController
-from .state import AddLink, EditorState, MoveNodes, RemoveLink, SetLabel, SetParam
+from .screen import screen_size, window_geometry
+from .commands import AddLink, MoveNodes, RemoveLink, SetLabel, SetParam
+from .state import EditorState
 
 IDLE_FPS = 60   # frame-rate caps (a display's vsync may cap lower)
 RUN_FPS = 40    # during a run: above the 30 fps aim, the rest of the CPU goes to the nodes
@@ -28,9 +34,11 @@ RUN_FPS = 40    # during a run: above the 30 fps aim, the rest of the CPU goes t
 class EditorApp:
     """The dearpygui editor around one :class:`EditorState`."""
 
-    def __init__(self, state: EditorState, width: int = 1500, height: int = 900):
+    def __init__(self, state: EditorState, width: int | None = None, height: int | None = None):
         self.state = state
-        self.width, self.height = width, height
+        # as large as asked (default 1500x900) but never larger than the screen it opens on
+        self.width, self.height, self.x, self.y = window_geometry(screen_size(), (width or 1500, height or 900))
+        self.side_width = 360
         self.status = ""
         self.runner = RunController(on_done=lambda msg: setattr(self, "status", msg))
         self.canvas = Canvas(on_link=self._link, on_unlink=lambda dst, port: self.apply(RemoveLink(dst, port)))
@@ -39,6 +47,9 @@ class EditorApp:
         self.preview = Preview(find_image=lambda nid: self.runner.find_image(self.state, nid),
                                get_state=lambda: self.state)
         self.dialogs = Dialogs(registry=lambda: self.state.graph.registry)
+        self.large_view = LargeView(find_image=lambda nid: self.runner.find_image(self.state, nid),
+                                    get_state=lambda: self.state)
+        self.copied = ""  # the last text put on the clipboard (Copy as command / Python)
         self._last_frame = 0.0
         self.frame_times: list[float] = []
         self.fps_during_run: list[float] = []
@@ -57,64 +68,37 @@ class EditorApp:
     def build(self) -> None:
         self.runner.prepare()
         dpg.create_context()
-        dpg.create_viewport(title="msgr-nodes", width=self.width, height=self.height)
+        dpg.create_viewport(title="msgr-nodes", width=self.width, height=self.height, x_pos=self.x, y_pos=self.y)
         self.canvas.build()
         with dpg.window(tag="main", no_scrollbar=True):
-            self._menu()
+            build_menu(self)
+            self._refresh_recent()
             with dpg.group(horizontal=True):
-                with dpg.child_window(width=-430, tag="canvas_panel", no_scrollbar=True):
+                side = self.side_width = max(360, min(460, self.width // 3))
+                with dpg.child_window(width=-(side + 10), tag="canvas_panel", no_scrollbar=True):
                     self.canvas.add_editor()
-                with dpg.child_window(width=420, tag="side"):
+                with dpg.child_window(width=side, tag="side"):
                     with dpg.group(horizontal=True):
                         dpg.add_button(label="Run (F5)", callback=lambda: self.run_graph(), tag="run_btn")
                         dpg.add_button(label="Cancel (Esc)", callback=lambda: self.cancel_run(), tag="cancel_btn")
                         dpg.add_text("", tag="fps_text")
-                    dpg.add_text("", tag="status_text", wrap=400, color=(230, 200, 120))
+                    dpg.add_text("", tag="status_text", wrap=side - 20, color=(230, 200, 120))
                     with dpg.tab_bar(tag="side_tabs"):
                         with dpg.tab(label="Node", tag="tab_node"):
                             self.inspector.build()
                         with dpg.tab(label="Preview", tag="tab_preview"):
                             self.preview.build()
                         with dpg.tab(label="Log", tag="tab_log"):
-                            dpg.add_input_text(tag="log_text", multiline=True, readonly=True, width=-1, height=-1)
+                            dpg.add_child_window(tag="log_panel", width=-1, height=-1, horizontal_scrollbar=False)
         self.dialogs.build(add_node=self.add_node, open_file=self.open, save_file=self.save)
+        self.large_view.build()
         with dpg.handler_registry():
-            dpg.add_key_press_handler(callback=self._on_key)
+            dpg.add_key_press_handler(callback=lambda sender, key: on_key(self, key))
             dpg.add_mouse_release_handler(callback=lambda: self._sync_positions())
         dpg.set_primary_window("main", True)
         dpg.setup_dearpygui()
         dpg.show_viewport()
         self.rebuild_canvas()
-
-    def _menu(self) -> None:
-        item = dpg.add_menu_item
-        with dpg.menu_bar():
-            with dpg.menu(label="File"):
-                item(label="New", shortcut="Ctrl+N", callback=lambda: self.new())
-                item(label="Open...", shortcut="Ctrl+O", callback=lambda: self.dialogs.show("open_dialog"))
-                item(label="Use the bundled sample pair", callback=lambda: self.open_sample())
-                item(label="Save", shortcut="Ctrl+S", callback=lambda: self.save())
-                item(label="Save as...", shortcut="Ctrl+Shift+S", callback=lambda: self.dialogs.show("save_dialog"))
-                with dpg.menu(label="Recent", tag="recent_menu"):
-                    pass
-            with dpg.menu(label="Edit"):
-                item(label="Undo", shortcut="Ctrl+Z", callback=lambda: self.undo())
-                item(label="Redo", shortcut="Ctrl+Y", callback=lambda: self.redo())
-                item(label="Copy", shortcut="Ctrl+C", callback=lambda: self.state.copy_selection())
-                item(label="Paste", shortcut="Ctrl+V", callback=lambda: self.paste())
-                item(label="Duplicate", shortcut="Ctrl+D", callback=lambda: self.duplicate())
-                item(label="Delete", shortcut="Del", callback=lambda: self.delete_selection())
-            with dpg.menu(label="Nodes"):
-                item(label="Add node...", shortcut="Ctrl+Space", callback=lambda: self.dialogs.open_palette())
-                for spec in self.state.graph.registry:
-                    item(label=f"{spec.category} / {spec.type}", callback=lambda s, a, u: self.add_node(u),
-                         user_data=spec.type)
-            with dpg.menu(label="Run"):
-                item(label="Run graph", shortcut="F5", callback=lambda: self.run_graph())
-                item(label="Cancel", shortcut="Esc", callback=lambda: self.cancel_run())
-            with dpg.menu(label="Help"):
-                item(label="Keyboard shortcuts", shortcut="F1", callback=lambda: self.dialogs.show("help"))
-        self._refresh_recent()
 
     def rebuild_canvas(self) -> None:
         """Redraw the canvas and what depends on the graph (after any edit, undo or redo)."""
@@ -190,6 +174,35 @@ class EditorApp:
         if self.apply(SetParam(nid, name, value)):
             self.set_status(f"{nid}.{name} = {value!r}")
 
+    def copy(self) -> None:
+        self._read_selection()
+        self.state.copy_selection()
+
+    def arrange(self) -> None:
+        """Edit > Arrange: lay the graph out as layers of its DAG, measured node sizes, no overlaps."""
+        if not all(dpg.get_item_rect_size(item)[1] > 0 for item in self.canvas.node_item.values()):
+            self.frames(1)  # nodes are measured once drawn
+        # room for the thumbnails a run will add, so that the next run does not make nodes overlap
+        sizes = {nid: (dpg.get_item_rect_size(item)[0],
+                       dpg.get_item_rect_size(item)[1] + self.canvas.room_for_thumbnail(self.state, nid))
+                 for nid, item in self.canvas.node_item.items()}
+        width = dpg.get_item_state("canvas_panel").get("rect_size", [0])[0] or self.width - self.side_width - 30
+        if self.apply(MoveNodes(layered_positions(self.state.graph, sizes, max_width=width - 40))):
+            self.set_status("arranged (Ctrl+Z undoes it)")
+
+    def copy_as(self, kind: str) -> None:
+        """Edit > Copy as command / Copy as Python: what repeats this graph and its edits headless."""
+        self.inspector.commit_pending(self.state)
+        try:
+            text = self.state.as_command() if kind == "command" else self.state.as_python()
+        except MsgrError as exc:
+            self.set_status(str(exc))
+            return
+        dpg.set_clipboard_text(text)
+        self.copied = text
+        self.state.log.append(f"copied: {text}")
+        self.set_status("copied to the clipboard: " + (text if kind == "command" else "a Python script (see the Log)"))
+
     def select(self, nid: str) -> None:
         """Select one node (as a click would)."""
         self.canvas.clear_selection()
@@ -199,6 +212,7 @@ class EditorApp:
 
     # ------------------------------------------------------------------ files
     def new(self) -> None:
+        self.inspector.commit_pending(self.state)
         self.state.new()
         self.rebuild_canvas()
 
@@ -224,7 +238,23 @@ class EditorApp:
         self.set_status(f"opened {path}" + (f"; {sum(map(len, problems.values()))} problem(s) shown on the nodes"
                                             if problems else ""))
 
+    def save_or_ask(self) -> None:
+        """Ctrl+S: save to the graph's file; a new graph or a stock graph (a template) asks for one."""
+        if self.state.path is None:
+            self.inspector.commit_pending(self.state)
+            if self.state.template:
+                self.set_status(f"{self.state.template} is a stock graph: choose a file of your own to save it")
+            self.dialogs.show("save_dialog")
+        else:
+            self.save()
+
+    def quit(self) -> None:
+        """File > Quit: commit what is typed, then leave the loop (``close`` stops the worker)."""
+        self.inspector.commit_pending(self.state)
+        dpg.stop_dearpygui()
+
     def save(self, path: str | None = None) -> None:
+        self.inspector.commit_pending(self.state)
         self._sync_positions()
         try:
             target = self.state.save(path)
@@ -244,12 +274,14 @@ class EditorApp:
             dpg.add_menu_item(label=p, parent="recent_menu", user_data=p, callback=lambda s, a, u: self.open(u))
 
     def _refresh_title(self) -> None:
-        name = str(self.state.path) if self.state.path else "untitled"
+        name = str(self.state.path) if self.state.path else (
+            f"{self.state.template} (stock graph: Save as to keep your changes)" if self.state.template else "untitled")
         dpg.set_viewport_title(f"msgr-nodes - {name}{' *' if self.state.dirty else ''}")
 
     # ------------------------------------------------------------------ running
     def run_graph(self, outputs=None) -> None:
         if not self.running:
+            self.inspector.commit_pending(self.state)  # a path typed without Enter counts
             self._sync_positions()
             self.fps_during_run = []
         self.set_status(self.runner.start(self.state, outputs))
@@ -259,28 +291,6 @@ class EditorApp:
         self.runner.cancel()
 
     # ------------------------------------------------------------------ keys and frames
-    def _on_key(self, sender, key) -> None:
-        ctrl = dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl)
-        shift = dpg.is_key_down(dpg.mvKey_LShift) or dpg.is_key_down(dpg.mvKey_RShift)
-        typing = self.dialogs.palette_open
-        plain = {dpg.mvKey_F5: self.run_graph, dpg.mvKey_F1: lambda: self.dialogs.show("help"),
-                 dpg.mvKey_Escape: lambda: self.cancel_run() if self.running else self.dialogs.close_palette()}
-        with_ctrl = {dpg.mvKey_Z: self.undo, dpg.mvKey_Y: self.redo, dpg.mvKey_V: self.paste,
-                     dpg.mvKey_D: self.duplicate, dpg.mvKey_N: self.new,
-                     dpg.mvKey_C: lambda: (self._read_selection(), self.state.copy_selection()),
-                     dpg.mvKey_O: lambda: self.dialogs.show("open_dialog"),
-                     dpg.mvKey_S: lambda: self.dialogs.show("save_dialog") if shift or self.state.path is None
-                     else self.save(),
-                     dpg.mvKey_Spacebar: self.dialogs.open_palette}
-        untyped = {dpg.mvKey_Tab: self.dialogs.open_palette, dpg.mvKey_Delete: self.delete_selection,
-                   dpg.mvKey_B: lambda: self.preview.toggle_compare(self.state)}
-        if key in plain:
-            plain[key]()
-        elif ctrl and key in with_ctrl:
-            with_ctrl[key]()
-        elif not ctrl and not typing and key in untyped:
-            untyped[key]()
-
     def set_status(self, text: str) -> None:
         self.status = text
         if dpg.does_item_exist("status_text"):
@@ -295,8 +305,9 @@ class EditorApp:
             dpg.set_value("fps_text", f"{fps:.0f} fps")
             if self.running:
                 self.fps_during_run.append(fps)
-        sel = self.canvas.selected()
+        sel = self.canvas.new_selection()  # only a click changes it, never a redraw
         if sel and sel != self.state.selection:
+            self.inspector.commit_pending(self.state)  # the field typed into belongs to the old node
             self.state.selection = sel
         self.inspector.refresh(self.state)
         running = self.running
@@ -308,14 +319,21 @@ class EditorApp:
         if self.was_running and not running:  # a run just ended: show its results
             self.canvas.update_states(self.state)
             self.preview.refresh(self.state)
+            self.canvas.refresh_thumbnails(self.state, self.runner.keys(self.state),
+                                           lambda nid: self.runner.find_image(self.state, nid))
         self.was_running = running
         if tuple(self.state.selection) != self.preview_selection:
             self.preview_selection = tuple(self.state.selection)
             self.preview.refresh(self.state)
         self.preview.update_pixel_readout()
+        self.large_view.refresh()
+        self.large_view.update_pixel_readout()
         if len(self.state.log) != self.log_len:
             self.log_len = len(self.state.log)
-            dpg.set_value("log_text", "\n".join(self.state.log[-500:]))
+            dpg.delete_item("log_panel", children_only=True)
+            for line in self.state.log[-300:]:  # wrapped to the panel: no line is cut off
+                dpg.add_text(line, wrap=self.side_width - 40, parent="log_panel")
+            dpg.set_y_scroll("log_panel", -1.0)
         dpg.set_value("status_text", self.status)
 
     def _pace(self) -> None:

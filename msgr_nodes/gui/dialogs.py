@@ -12,12 +12,15 @@ import dearpygui.dearpygui as dpg
 from ..registry import Registry
 
 SHORTCUTS = [
-    ("Ctrl+N / Ctrl+O / Ctrl+S", "new, open, save (Ctrl+Shift+S: save as)"),
+    ("Ctrl+N / Ctrl+O / Ctrl+S", "new, open, save (Ctrl+Shift+S: save as; a stock graph asks for a file)"),
+    ("Ctrl+Q", "quit (stops the processing process)"),
     ("Ctrl+Space or Tab", "node palette: type to search, Enter to add"),
     ("Delete", "delete the selected nodes"),
     ("Ctrl+C / Ctrl+V / Ctrl+D", "copy, paste, duplicate the selection"),
     ("Ctrl+Z / Ctrl+Y", "undo, redo (every edit: add, delete, link, parameter, move, label)"),
     ("F5 / Esc", "run the graph / cancel the run"),
+    ("F3", "large view of the preview: fit or 1:1, pan, before/after split"),
+    ("Ctrl+L", "arrange the graph as layers, without overlaps"),
     ("B", "before/after: toggle the preview between the selected node and the compare node"),
     ("F1", "this help"),
     ("drag from pin to pin", "link (refused with a reason when the types do not match)"),
@@ -40,14 +43,14 @@ class Dialogs:
             dpg.add_input_text(tag="palette_filter", hint="search nodes", callback=lambda: self._fill_palette(),
                                on_enter=True, width=-1)
             dpg.add_child_window(tag="palette_list", height=-1)
-        with dpg.window(label="Keyboard shortcuts", tag="help", show=False, width=560, height=360, pos=(200, 120)):
-            with dpg.table(header_row=True):
-                dpg.add_table_column(label="keys")
-                dpg.add_table_column(label="action")
+        with dpg.window(label="Keyboard shortcuts", tag="help", show=False, width=640, height=440, pos=(120, 80)):
+            with dpg.table(header_row=True, policy=dpg.mvTable_SizingStretchProp):
+                dpg.add_table_column(label="keys", init_width_or_weight=0.35)
+                dpg.add_table_column(label="action", init_width_or_weight=0.65)
                 for keys, action in SHORTCUTS:
                     with dpg.table_row():
-                        dpg.add_text(keys)
-                        dpg.add_text(action)
+                        dpg.add_text(keys, wrap=0)
+                        dpg.add_text(action, wrap=0)
         with dpg.file_dialog(show=False, callback=lambda s, a: open_file(a["file_path_name"]), tag="open_dialog",
                              width=700, height=450):
             dpg.add_file_extension(".json")

@@ -18,6 +18,19 @@ from ..process_executor import ProcessExecutor
 from .state import EditorState
 
 
+def run_summary(res) -> str:
+    """One status line for a finished run; a failed run names its first failing node first."""
+    if res.cancelled:
+        return "cancelled"
+    if res.ok:
+        return f"done: {len(res.computed)} computed, {len(res.cached)} cached, {res.seconds:.1f} s"
+    first = next(iter(res.errors.values()), "")
+    more = len(res.errors) - 1
+    skipped = f"; {len(res.skipped)} skipped" if res.skipped else ""
+    return (f"failed: {first}" + (f" (and {more} more node(s) failed, see the Log)" if more > 0 else "")
+            + skipped)
+
+
 class RunController:
     """One worker process, at most one run at a time."""
 
@@ -87,9 +100,7 @@ class RunController:
             try:
                 res = self.executor.run(graph, outputs, cancel=cancel)
                 self.last_result = res
-                msg = "cancelled" if res.cancelled else (
-                    f"done: {len(res.computed)} computed, {len(res.cached)} cached, {res.seconds:.1f} s"
-                    if res.ok else f"{len(res.errors)} node(s) failed: " + "; ".join(res.errors.values()))
+                msg = run_summary(res)
             except MsgrError as exc:
                 msg = str(exc)
             state.log.append(msg)

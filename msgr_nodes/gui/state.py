@@ -11,182 +11,14 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ..commandline import command_line, python_script
 from ..errors import MsgrError
-from ..graph import Graph, Link, Node
-
-
-class Command:
-    """An undoable edit of the graph."""
-
-    label = "edit"
-
-    def do(self, g: Graph) -> None:
-        raise NotImplementedError
-
-    def undo(self, g: Graph) -> None:
-        raise NotImplementedError
-
-
-@dataclass
-class AddNode(Command):
-    """Add a node (type, id, params, position)."""
-
-    type: str
-    node_id: str | None = None
-    params: dict = field(default_factory=dict)
-    pos: tuple[float, float] = (0.0, 0.0)
-    label: str = ""
-    _node: Node | None = None
-
-    def do(self, g):
-        if self._node is None:
-            self._node = g.add_node(self.type, self.node_id, self.params, self.label, self.pos)
-            self.node_id = self._node.id
-        else:
-            g.insert_node(copy.deepcopy(self._node))
-
-    def undo(self, g):
-        g.remove_node(self.node_id)
-
-
-@dataclass
-class RemoveNodes(Command):
-    """Remove nodes and every link that touches them."""
-
-    node_ids: list[str]
-    _before: tuple = ()
-
-    def do(self, g):
-        self._before = (dict(g.nodes), list(g.links))  # order of nodes and links, restored exactly by undo
-        for nid in self.node_ids:
-            g.remove_node(nid)
-
-    def undo(self, g):
-        g.nodes, g.links = dict(self._before[0]), list(self._before[1])
-
-
-@dataclass
-class AddLink(Command):
-    """Connect an output to an input (replacing the input's previous link); refused with a reason."""
-
-    src: str
-    src_port: str
-    dst: str
-    dst_port: str
-    _replaced: Link | None = None
-
-    def do(self, g):
-        self._replaced = g.link(self.src, self.src_port, self.dst, self.dst_port)
-
-    def undo(self, g):
-        g.unlink(self.dst, self.dst_port)
-        if self._replaced is not None:
-            g.links.append(self._replaced)
-
-
-@dataclass
-class RemoveLink(Command):
-    """Disconnect an input."""
-
-    dst: str
-    dst_port: str
-    _link: Link | None = None
-
-    def do(self, g):
-        self._link = g.unlink(self.dst, self.dst_port)
-
-    def undo(self, g):
-        if self._link is not None:
-            g.links.append(self._link)
-
-
-@dataclass
-class SetParam(Command):
-    """Set one parameter (validated against the node's spec)."""
-
-    node_id: str
-    name: str
-    value: Any
-    _old: Any = None
-    _had: bool = False
-
-    def do(self, g):
-        node = g.node(self.node_id)
-        self._had = self.name in node.params
-        self._old = node.params.get(self.name)
-        g.set(f"{self.node_id}.{self.name}", self.value)
-
-    def undo(self, g):
-        node = g.node(self.node_id)
-        if self._had:
-            node.params[self.name] = self._old
-        else:
-            node.params.pop(self.name, None)
-
-
-@dataclass
-class MoveNodes(Command):
-    """Move nodes to new positions."""
-
-    positions: dict[str, tuple[float, float]]
-    _old: dict = field(default_factory=dict)
-
-    def do(self, g):
-        self._old = {nid: g.node(nid).pos for nid in self.positions}
-        for nid, pos in self.positions.items():
-            g.node(nid).pos = (float(pos[0]), float(pos[1]))
-
-    def undo(self, g):
-        for nid, pos in self._old.items():
-            g.node(nid).pos = pos
-
-
-@dataclass
-class SetLabel(Command):
-    """Rename a node's label."""
-
-    node_id: str
-    label: str
-    _old: str = ""
-
-    def do(self, g):
-        self._old = g.node(self.node_id).label
-        g.node(self.node_id).label = self.label
-
-    def undo(self, g):
-        g.node(self.node_id).label = self._old
-
-
-@dataclass
-class Paste(Command):
-    """Insert copied nodes (new ids, offset positions) with the links among them."""
-
-    clip: dict
-    offset: tuple[float, float] = (40.0, 40.0)
-    new_ids: list[str] = field(default_factory=list)
-
-    def do(self, g):
-        mapping = {}
-        self.new_ids = []
-        for old_id, nd in self.clip["nodes"].items():
-            new_id, i = old_id, 2
-            while new_id in g.nodes:
-                new_id, i = f"{old_id}_{i}", i + 1
-            node = Node(new_id, nd["type"], nd["version"], nd["label"], copy.deepcopy(nd["params"]),
-                        (nd["pos"][0] + self.offset[0], nd["pos"][1] + self.offset[1]))
-            g.insert_node(node)
-            mapping[old_id] = node.id
-            self.new_ids.append(node.id)
-        for src, sp, dst, dp in self.clip["links"]:
-            g.links.append(Link(mapping[src], sp, mapping[dst], dp))
-
-    def undo(self, g):
-        for nid in self.new_ids:
-            g.remove_node(nid)
+from ..graph import Graph
+from ..stock import stock_name_of
+from .commands import AddNode, Command, Paste, RemoveNodes
 
 
 @dataclass
@@ -218,15 +50,21 @@ class EditorState:
         self.log: list[str] = []
         self.version = 0  # bumped by every run event: the window redraws node states only when it changes
         self._saved_text = self.graph.to_json() if graph is not None else None
+        self.template: str | None = None  # the stock graph this one was opened from (saved elsewhere)
         self.settings_dir = Path(settings_dir) if settings_dir else Path.home() / ".config" / "msgr-nodes"
 
     # -------------------------------------------------------------- files
     @classmethod
     def open(cls, path: str | os.PathLike, settings_dir=None) -> "EditorState":
+        """Open a graph file, or a stock graph (by name or file) as a template: it has no file
+        of its own, so the first save asks for one and the stock file is never written."""
         g = Graph.load(path)
-        st = cls(g, path, settings_dir)
-        st._saved_text = Path(path).read_text("utf-8")
-        st.add_recent(path)
+        template = stock_name_of(g.path)
+        st = cls(g, None if template else path, settings_dir)
+        st.template = template
+        st._saved_text = Path(g.path).read_text("utf-8")
+        if template is None:
+            st.add_recent(path)
         return st
 
     @classmethod
@@ -263,20 +101,52 @@ class EditorState:
         return self.graph.to_json() != self._saved_text
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Save to ``path`` (or the current file). Unchanged graphs are not rewritten (byte-stable)."""
+        """Save to ``path`` (or the current file). Unchanged graphs are not rewritten (byte-stable).
+        A stock graph's file is never written: a template needs a file name of its own. Paths
+        inside the graph file's folder are stored relative to it, so a project folder can move."""
         target = Path(path) if path else self.path
         if target is None:
-            raise MsgrError("no file name yet: use Save As")
+            what = f"{self.template} is a stock graph (a template)" if self.template else "no file name yet"
+            raise MsgrError(f"{what}: use Save As to give it a file of its own")
+        if stock_name_of(target) is not None:
+            raise MsgrError(f"{target}: is the stock graph {stock_name_of(target)!r}, shipped with msgr-nodes; "
+                            f"save under another name")
         text = self.graph.to_json()
         if target == self.path and target.exists() and target.read_text("utf-8") == text:
             return target
-        if path is not None:
-            self.graph.base_dir = target.resolve().parent
+        self._relative_paths(target.resolve().parent)
         self.graph.save(target)
+        self.template = None
         self.path = target
         self._saved_text = self.graph.to_json()
         self.add_recent(target)
         return target
+
+    def _relative_paths(self, folder: Path) -> None:
+        """Store path parameters inside ``folder`` relative to it, and resolve paths against it."""
+        for nid, p, value in list(self.graph.path_params()):
+            if os.path.isabs(value):
+                rel = os.path.relpath(value, folder)
+                stored = rel if not rel.startswith("..") else value
+            else:
+                stored = value  # a template ({source_stem}...) stays as it is
+            if self.graph.nodes[nid].params.get(p.name) != stored:
+                self.graph.nodes[nid].params[p.name] = stored
+        self.graph.base_dir = folder
+
+    def as_command(self) -> str:
+        """The ``msgr-nodes run`` line that runs the graph as it is now: the graph's file (or the
+        stock graph it came from) and a ``-s`` for each parameter that differs from that file."""
+        return command_line(self.graph, self._reference(), self.path or self.template or "GRAPH.json")
+
+    def as_python(self) -> str:
+        """The same as a Python script."""
+        return python_script(self.graph, self._reference(), self.path or self.template or "GRAPH.json")
+
+    def _reference(self) -> Graph | None:
+        if self._saved_text is None or (self.path is None and self.template is None):
+            return None
+        return Graph.loads(self._saved_text, self.graph.registry, self.graph.base_dir)
 
     def recent(self) -> list[str]:
         f = self.settings_dir / "recent.json"
