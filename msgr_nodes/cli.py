@@ -142,6 +142,34 @@ def cmd_extract_graph(args) -> int:
     return 0
 
 
+def cmd_import_xpsm(args) -> int:
+    """``msgr-nodes import-xpsm``: a PixInsight icon set as a graph file."""
+    from .graph import Graph
+
+    if args.output.exists() and not args.overwrite:
+        raise MsgrError(f"{args.output}: already exists; pass --overwrite to replace it")
+    graph, warnings = Graph.from_xpsm(args.icons, with_warnings=True)
+    graph.save(args.output)
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    problems = graph.validate(files=False)
+    print(f"wrote {args.output} ({len(graph.nodes)} nodes, {len(graph.links)} links"
+          + (f"; {len(problems)} problem(s) to fix before it runs: msgr-nodes validate {args.output}"
+             if problems else "") + ")", file=sys.stderr)
+    return 0
+
+
+def cmd_export_xpsm(args) -> int:
+    """``msgr-nodes export-xpsm``: a graph (a file or a stock graph name) as a PixInsight icon set."""
+    from .graph import Graph
+
+    graph = Graph.load(args.graph)
+    apply_settings(graph, args.set or [])
+    n = graph.to_xpsm(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output} ({n} icons)", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
     """``msgr-nodes demo``: the recommended graph on the bundled sample pair."""
     from .demo import run_demo
@@ -243,6 +271,19 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("-o", "--output", type=Path, help="graph file to write (default: print it)")
     x.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     x.set_defaults(func=cmd_extract_graph)
+
+    im = command("import-xpsm", "turn a PixInsight icon set (.xpsm) into a graph file")
+    im.add_argument("icons", help="the .xpsm file")
+    im.add_argument("-o", "--output", type=Path, required=True, help="graph file to write (.json)")
+    im.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    im.set_defaults(func=cmd_import_xpsm)
+
+    ex = command("export-xpsm", "write a graph as a PixInsight icon set (.xpsm)")
+    ex.add_argument("graph", help=graph_help)
+    ex.add_argument("-o", "--output", type=Path, required=True, help="icon set to write (.xpsm)")
+    ex.add_argument("-s", "--set", action="append", metavar="NODE.PARAM=VALUE")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ex.set_defaults(func=cmd_export_xpsm)
 
     d = command("demo", "run the recommended MSGR graph on the bundled sample pair")
     d.add_argument("--out", type=Path, default=Path("msgr-demo"), help="output folder (default ./msgr-demo)")

@@ -11,11 +11,13 @@ those three imports another's caller.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Iterable
 
 from .executor import Executor, RunResult
 from .graphfile import dumps, graph_from_dict, graph_to_dict, load_graph, loads_graph, save_graph
 from .model import GraphModel, Link, Node
+from .pixinsight import export_xpsm, import_xpsm
 from .registry import Registry
 
 __all__ = ["Graph", "Link", "Node"]
@@ -39,6 +41,19 @@ class Graph(GraphModel):
     def from_dict(cls, data: dict, registry: Registry | None = None,
                   base_dir: str | os.PathLike | None = None) -> "Graph":
         return graph_from_dict(data, registry, base_dir, cls=cls)
+
+    @classmethod
+    def from_xpsm(cls, path: str | os.PathLike, registry: Registry | None = None, *,
+                  with_warnings: bool = False):
+        """A PixInsight icon set as a graph (see :mod:`msgr_nodes.pixinsight`); with
+        ``with_warnings``, (graph, warnings about what was not mapped or linked)."""
+        graph, warnings = import_xpsm(path, registry, cls)
+        graph.base_dir = Path(path).resolve().parent
+        return (graph, warnings) if with_warnings else graph
+
+    def to_xpsm(self, path: str | os.PathLike, overwrite: bool = False) -> int:
+        """Write the graph as a PixInsight icon set; returns the number of icons."""
+        return export_xpsm(self, path, overwrite)
 
     def to_dict(self) -> dict:
         return graph_to_dict(self)

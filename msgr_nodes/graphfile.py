@@ -13,6 +13,7 @@ from typing import Any, Callable
 from .errors import FormatError
 from .model import GraphModel, Link, Node
 from .io.atomic import write_bytes_atomic
+from .io.read import read_limited
 from .registry import Registry
 from .stock import resolve_graph, stock_graph_names
 from .version import __version__
@@ -161,18 +162,8 @@ def load_graph(path: str | os.PathLike, registry: Registry | None = None,
     """Read a graph file, or a stock graph by name (``msgr``, ``msgr_additive``: an existing file
     of that name wins). Relative paths inside it resolve against its folder."""
     p = resolve_graph(path)
-    try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FormatError(f"{p}: {size} bytes is too large for a graph file (limit {MAX_FILE_BYTES})")
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise FormatError(f"{p}: no such graph file (stock graphs, usable by name: "
-                          f"{', '.join(stock_graph_names())})") from None
-    except IsADirectoryError:
-        raise FormatError(f"{p}: is a folder, not a graph file") from None
-    except PermissionError:
-        raise FormatError(f"{p}: permission denied") from None
+    raw = read_limited(p, MAX_FILE_BYTES, "graph file", FormatError,
+                       f" (stock graphs, usable by name: {', '.join(stock_graph_names())})")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -8,31 +8,6 @@ from msgr_nodes.ops import mmt
 from msgr_nodes.ops.median_kernels import SHAPES
 
 
-def parse_enabled(text: str, n: int) -> set:
-    """'R' (residual only), '1-4' (high-pass), '5-8,R' ... -> {5, 6, 7, 8, 'R'}."""
-    out: set = set()
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        if part.upper() == "R":
-            out.add("R")
-        elif "-" in part:
-            lo, hi = part.split("-", 1)
-            if not (lo.isdigit() and hi.isdigit()) or int(lo) > int(hi):
-                raise ValueError(f"{part!r} is not a layer range such as 1-4")
-            out |= set(range(int(lo), int(hi) + 1))
-        elif part.isdigit():
-            out.add(int(part))
-        else:
-            raise ValueError(f"{part!r} is not a layer number, a range such as 1-4, or R")
-    bad = sorted(j for j in out if j != "R" and not 1 <= j <= n)
-    if bad:
-        raise ValueError(f"layer(s) {bad} do not exist: there are {n} detail layers (1-{n}) and R")
-    if not out:
-        raise ValueError("no layer is enabled")
-    return out
-
-
 def _enabled(params, shape=None) -> set:
     if params["remove_layers"] < 0:  # automatic, from the frame size
         from msgr_nodes.ops.gradient import auto_layers
@@ -44,7 +19,7 @@ def _enabled(params, shape=None) -> set:
         if K > params["layers"]:
             raise ValueError(f"remove_layers ({K}) is more than layers ({params['layers']})")
         return set(range(K + 1, params["layers"] + 1)) | {"R"}
-    return parse_enabled(params["enabled"], params["layers"])
+    return mmt.parse_layers(params["enabled"], params["layers"])
 
 
 def check(params):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from msgr_nodes.docs import END, START, node_reference_markdown
+from msgr_nodes.docs import END, START, generated_sections, node_reference_markdown, section
 from msgr_nodes.registry import discover
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,6 +16,15 @@ def test_readme_node_reference_is_generated_from_the_specs():
     section = text.split(START, 1)[1].split(END, 1)[0]
     assert section.strip() == node_reference_markdown(discover(entry_points=False)).strip(), \
         "README's node reference is stale: run  python -m msgr_nodes.docs README.md"
+
+
+def test_every_generated_readme_section_is_up_to_date():
+    text = (ROOT / "README.md").read_text("utf-8")
+    sections = generated_sections()
+    assert len(sections) == 2  # the node reference and the PixInsight mapping
+    for (start, end), body in sections.items():
+        assert section(text, start, end).strip() == body.strip(), \
+            f"README's {start} is stale: run  python -m msgr_nodes.docs README.md"
 
 
 def undocumented(mod: ModuleType) -> list[str]:

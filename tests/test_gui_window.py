@@ -216,3 +216,12 @@ def test_the_readme_picture_is_the_recommended_graph_after_a_run(editing):
         assert shot.size == (1500, 900)
     if os.environ.get("MSGR_UPDATE_DOCS"):
         shutil.copy(shots / "editor.png", HERE.parent / "docs" / "editor.png")
+
+
+def test_the_file_menu_imports_and_exports_pixinsight_icons(editing):
+    shots, report = editing
+    x = report["xpsm"]
+    assert x["status"].startswith("imported ") and "Foraxx.xpsm: 9 nodes" in x["status"]
+    assert {"SHO", "ForaxX_SHO", "sii", "ha", "oiii", "save"} <= set(x["nodes"])
+    assert x["path"] == "None"  # a new, unsaved graph: Save asks for a file
+    assert x["exported"] and x["export_status"].startswith(f"wrote {shots / 'exported.xpsm'} (9 icons)")

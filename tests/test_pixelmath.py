@@ -225,3 +225,11 @@ def test_random_text_only_ever_raises_pixelmath_errors(text):
     except PixelMathError:
         return
     assert out.shape == (1, 3, 4) and np.all(np.isfinite(out))
+
+
+def test_image_names_are_the_identifiers_that_name_images():
+    from msgr_nodes.ops.pixelmath import image_names
+
+    names, uses_target = image_names(["pi * Narrow + k", "y = 2; y * Wide[0] + $T + med(Model)"], "k, y")
+    assert names == ["Narrow", "Wide", "Model"] and uses_target
+    assert image_names(["Sii"], "") == (["Sii"], False)

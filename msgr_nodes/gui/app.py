@@ -8,15 +8,13 @@ is where results of the run thread become visible: it reads the state's ``versio
 """
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import dearpygui.dearpygui as dpg
 
 from ..errors import MsgrError
 from .big_preview import LargeView
 from .canvas import Canvas
 from .dialogs import Dialogs
+from .frame_loop import FrameLoop
 from .inspector import Inspector
 from .layout import layered_positions
 from .keys import on_key
@@ -26,9 +24,6 @@ from .runner import RunController
 from .screen import screen_size, window_geometry
 from .commands import AddLink, MoveNodes, RemoveLink, SetLabel, SetParam
 from .state import EditorState
-
-IDLE_FPS = 60   # frame-rate caps (a display's vsync may cap lower)
-RUN_FPS = 40    # during a run: above the 30 fps aim, the rest of the CPU goes to the nodes
 
 
 class EditorApp:
@@ -50,9 +45,7 @@ class EditorApp:
         self.large_view = LargeView(find_image=lambda nid: self.runner.find_image(self.state, nid),
                                     get_state=lambda: self.state)
         self.copied = ""  # the last text put on the clipboard (Copy as command / Python)
-        self._last_frame = 0.0
-        self.frame_times: list[float] = []
-        self.fps_during_run: list[float] = []
+        self.pacer = FrameLoop(self.frame, lambda: self.running)
         self.log_len = 0
         self.drawn_version = -1
         self.was_running = False
@@ -63,6 +56,11 @@ class EditorApp:
     link_item = property(lambda self: self.canvas.link_item)
     last_result = property(lambda self: self.runner.last_result)
     running = property(lambda self: self.runner.running)
+    frame_times = property(lambda self: self.pacer.frame_times)
+    fps_during_run = property(lambda self: self.pacer.fps_during_run)
+    frames = property(lambda self: self.pacer.frames)          # draw n frames (scripts and tests)
+    wait_run = property(lambda self: self.pacer.wait_run)      # draw until the run ends
+    screenshot = property(lambda self: self.pacer.screenshot)
 
     # ------------------------------------------------------------------ layout
     def build(self) -> None:
@@ -90,7 +88,8 @@ class EditorApp:
                             self.preview.build()
                         with dpg.tab(label="Log", tag="tab_log"):
                             dpg.add_child_window(tag="log_panel", width=-1, height=-1, horizontal_scrollbar=False)
-        self.dialogs.build(add_node=self.add_node, open_file=self.open, save_file=self.save)
+        self.dialogs.build(add_node=self.add_node, open_file=self.open, save_file=self.save,
+                           import_icons=self.import_xpsm, export_icons=self.export_xpsm)
         self.large_view.build()
         with dpg.handler_registry():
             dpg.add_key_press_handler(callback=lambda sender, key: on_key(self, key))
@@ -238,6 +237,26 @@ class EditorApp:
         self.set_status(f"opened {path}" + (f"; {sum(map(len, problems.values()))} problem(s) shown on the nodes"
                                             if problems else ""))
 
+    def import_xpsm(self, path: str) -> None:
+        """File > Import PixInsight icons: the icon set as a new graph, its warnings in the Log."""
+        try:
+            st, warnings = EditorState.from_xpsm(path, settings_dir=self.state.settings_dir)
+        except MsgrError as exc:
+            return self.set_status(str(exc))
+        self.state = st
+        st.log += [f"import: {w}" for w in warnings]
+        self.rebuild_canvas()
+        self.set_status(f"imported {path}: {len(st.graph.nodes)} nodes" + (f"; {len(warnings)} warning(s) in the Log"
+                                                                          if warnings else ""))
+
+    def export_xpsm(self, path: str) -> None:
+        """File > Export PixInsight icons."""
+        self.inspector.commit_pending(self.state)
+        try:
+            self.set_status(f"wrote {path} ({self.state.export_xpsm(path)} icons)")
+        except MsgrError as exc:
+            self.set_status(str(exc))
+
     def save_or_ask(self) -> None:
         """Ctrl+S: save to the graph's file; a new graph or a stock graph (a template) asks for one."""
         if self.state.path is None:
@@ -283,7 +302,7 @@ class EditorApp:
         if not self.running:
             self.inspector.commit_pending(self.state)  # a path typed without Enter counts
             self._sync_positions()
-            self.fps_during_run = []
+            self.pacer.fps_during_run = []
         self.set_status(self.runner.start(self.state, outputs))
         self.canvas.update_states(self.state)
 
@@ -298,13 +317,9 @@ class EditorApp:
 
     def frame(self) -> None:
         """Work done once per frame: selection, run states, preview, log, frame rate."""
-        now = time.perf_counter()
-        self.frame_times = (self.frame_times + [now])[-60:]
-        if len(self.frame_times) > 10:
-            fps = (len(self.frame_times) - 1) / (self.frame_times[-1] - self.frame_times[0])
+        fps = self.pacer.measure()
+        if fps is not None:
             dpg.set_value("fps_text", f"{fps:.0f} fps")
-            if self.running:
-                self.fps_during_run.append(fps)
         sel = self.canvas.new_selection()  # only a click changes it, never a redraw
         if sel and sel != self.state.selection:
             self.inspector.commit_pending(self.state)  # the field typed into belongs to the old node
@@ -336,46 +351,6 @@ class EditorApp:
             dpg.set_y_scroll("log_panel", -1.0)
         dpg.set_value("status_text", self.status)
 
-    def _pace(self) -> None:
-        """Wait out the rest of the frame: at most IDLE_FPS, and RUN_FPS while nodes compute, so that
-        drawing (costly with a software OpenGL renderer) leaves the cores to the processing."""
-        cap = RUN_FPS if self.running else IDLE_FPS
-        wait = self._last_frame + 1.0 / cap - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        self._last_frame = time.perf_counter()
-
-    def frames(self, n: int | None = None, until=None) -> None:
-        """Draw n frames, or until ``until()`` is true or the window closes (scripts and tests
-        drive the window with this; :meth:`loop` is the same without a limit)."""
-        drawn = 0
-        while dpg.is_dearpygui_running() and (n is None or drawn < n):
-            self._pace()
-            self.frame()
-            dpg.render_dearpygui_frame()
-            drawn += 1
-            if until is not None and until():
-                break
-
-    def loop(self, until=None) -> None:
-        self.frames(None, until)
-
-    def wait_run(self, timeout: float = 300.0) -> None:
-        """Keep drawing until the background run ends."""
-        t0 = time.perf_counter()
-        while self.running and time.perf_counter() - t0 < timeout:
-            self.frames(1)
-        self.frames(5)
-
-    def screenshot(self, path) -> None:
-        """Save the window as a PNG (drawn by the GPU or Mesa; waits until the file exists)."""
-        dpg.output_frame_buffer(file=str(path))
-        for _ in range(200):
-            self.frames(1)
-            if Path(path).exists():
-                break
-            time.sleep(0.01)
-
     def close(self) -> None:
         self.runner.close()
         dpg.destroy_context()
@@ -393,6 +368,6 @@ def main(graph_path: str | None = None) -> int:
     else:
         app.set_status("File > Use the bundled sample pair loads the recommended graph on it; "
                        "Ctrl+Space adds nodes")
-    app.loop()
+    app.frames()
     app.close()
     return 0

@@ -36,7 +36,8 @@ class Dialogs:
         self.add_node: Callable[[str], None] = lambda type_name: None
 
     def build(self, add_node: Callable[[str], None], open_file: Callable[[str], None],
-              save_file: Callable[[str], None]) -> None:
+              save_file: Callable[[str], None], import_icons: Callable[[str], None],
+              export_icons: Callable[[str], None]) -> None:
         self.add_node = add_node
         with dpg.window(label="Add node", tag="palette", show=False, modal=True, width=360, height=420,
                         pos=(300, 150)):
@@ -57,6 +58,12 @@ class Dialogs:
         with dpg.file_dialog(show=False, callback=lambda s, a: save_file(a["file_path_name"]), tag="save_dialog",
                              width=700, height=450, default_filename="graph"):
             dpg.add_file_extension(".json")
+        with dpg.file_dialog(show=False, callback=lambda s, a: import_icons(a["file_path_name"]),
+                             tag="import_xpsm_dialog", width=700, height=450):
+            dpg.add_file_extension(".xpsm", custom_text="PixInsight icons")
+        with dpg.file_dialog(show=False, callback=lambda s, a: export_icons(a["file_path_name"]),
+                             tag="export_xpsm_dialog", width=700, height=450, default_filename="icons"):
+            dpg.add_file_extension(".xpsm", custom_text="PixInsight icons")
 
     @property
     def palette_open(self) -> bool:
@@ -82,5 +89,6 @@ class Dialogs:
 
     @staticmethod
     def show(tag: str) -> None:
-        """Show one of the windows: ``help``, ``open_dialog``, ``save_dialog``."""
+        """Show one of the windows: ``help``, ``open_dialog``, ``save_dialog``, ``import_xpsm_dialog``,
+        ``export_xpsm_dialog``."""
         dpg.show_item(tag)

@@ -21,6 +21,9 @@ def build_menu(app) -> None:
             with dpg.menu(label="Recent", tag="recent_menu"):
                 pass
             dpg.add_separator()
+            item(label="Import PixInsight icons...", callback=lambda: app.dialogs.show("import_xpsm_dialog"))
+            item(label="Export PixInsight icons...", callback=lambda: app.dialogs.show("export_xpsm_dialog"))
+            dpg.add_separator()
             item(label="Quit", shortcut="Ctrl+Q", callback=lambda: app.quit())
         with dpg.menu(label="Edit"):
             item(label="Undo", shortcut="Ctrl+Z", callback=lambda: app.undo())

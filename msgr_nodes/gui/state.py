@@ -68,6 +68,18 @@ class EditorState:
         return st
 
     @classmethod
+    def from_xpsm(cls, path: str | os.PathLike, settings_dir=None) -> tuple["EditorState", list[str]]:
+        """A PixInsight icon set as a new, unsaved graph; and the import's warnings."""
+        graph, warnings = Graph.from_xpsm(path, with_warnings=True)
+        st = cls(graph, None, settings_dir)
+        st._saved_text = None  # nothing saved yet: closing asks, Save asks for a file
+        return st, warnings
+
+    def export_xpsm(self, path: str | os.PathLike) -> int:
+        """Write the graph as a PixInsight icon set (replacing the file: the dialog asked)."""
+        return self.graph.to_xpsm(path, overwrite=True)
+
+    @classmethod
     def sample(cls, settings_dir=None, graph: Graph | None = None, path=None) -> "EditorState":
         """A graph with the bundled sample pair as its inputs: ``graph`` when it has Load nodes
         ``narrow`` and ``wide`` (a stock graph), else the recommended MSGR graph."""

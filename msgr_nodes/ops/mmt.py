@@ -110,6 +110,31 @@ def _too_small(shape: tuple[int, int], radius: int) -> bool:
     return 2 * radius + 1 > min(shape)
 
 
+def parse_layers(text: str, n: int) -> set:
+    """'R' (residual only), '1-4' (high-pass), '5-8,R' ... -> {5, 6, 7, 8, 'R'}."""
+    out: set = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if part.upper() == "R":
+            out.add("R")
+        elif "-" in part:
+            lo, hi = part.split("-", 1)
+            if not (lo.isdigit() and hi.isdigit()) or int(lo) > int(hi):
+                raise ValueError(f"{part!r} is not a layer range such as 1-4")
+            out |= set(range(int(lo), int(hi) + 1))
+        elif part.isdigit():
+            out.add(int(part))
+        else:
+            raise ValueError(f"{part!r} is not a layer number, a range such as 1-4, or R")
+    bad = sorted(j for j in out if j != "R" and not 1 <= j <= n)
+    if bad:
+        raise ValueError(f"layer(s) {bad} do not exist: there are {n} detail layers (1-{n}) and R")
+    if not out:
+        raise ValueError("no layer is enabled")
+    return out
+
+
 def smooth(channel: np.ndarray, K: int, method: str = "accurate", scaling: str = "dyadic", delta: int = 1,
            shape: str = "square", progress: Callable[[float, str], None] | None = None,
            info: MMTInfo | None = None) -> np.ndarray:

@@ -233,6 +233,14 @@ def editing(out: Path, data: str) -> None:
     report["sample"] = {"status": app.status, "preview": dpg.get_value("preview_title"),
                         "nodes": {nid: rect(item) for nid, item in app.node_item.items()}}
     app.screenshot(out / "editor.png")
+    # File > Import PixInsight icons... and Export PixInsight icons...
+    icons = Path(__file__).resolve().parents[1] / "data" / "pixinsight-icons" / "Foraxx.xpsm"
+    app.import_xpsm(str(icons))
+    app.frames(5)
+    imported = {"status": app.status, "nodes": sorted(app.state.graph.nodes), "path": str(app.state.path)}
+    app.export_xpsm(str(out / "exported.xpsm"))
+    imported.update(export_status=app.status, exported=(out / "exported.xpsm").is_file())
+    report["xpsm"] = imported
     app.quit()
     app.frames(3)
     app.close()

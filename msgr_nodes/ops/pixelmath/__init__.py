@@ -6,9 +6,9 @@ statements, 100 levels of nesting (parentheses, calls, unary operators) and
 a one-line :class:`PixelMathError`.
 """
 from .errors import MAX_DEPTH, MAX_LENGTH, MAX_STATEMENTS, MAX_TOKENS, PixelMathError
-from .evaluator import Counters, Program, compile_program, evaluate
+from .evaluator import Counters, Program, compile_program, evaluate, image_names
 from .functions import FUNCTIONS
 from .parser import parse, parse_symbols
 
-__all__ = ["PixelMathError", "Program", "Counters", "compile_program", "evaluate", "parse", "parse_symbols",
+__all__ = ["PixelMathError", "Program", "Counters", "compile_program", "evaluate", "image_names", "parse", "parse_symbols",
            "FUNCTIONS", "MAX_DEPTH", "MAX_LENGTH", "MAX_STATEMENTS", "MAX_TOKENS"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import PixelMathError
 from .functions import FUNCTIONS, image_statistic, mtf, pointwise_statistic
-from .parser import Assign, Binary, Call, Index, Name, Num, Unary, parse, parse_symbols
+from .parser import Assign, Binary, Call, Index, Name, Num, Unary, children, parse, parse_symbols
 
 DBL_MAX = np.finfo(np.float64).max
 DBL_EPS = np.finfo(np.float64).eps
@@ -381,3 +381,28 @@ def evaluate(program: Program, images: dict[str, np.ndarray], *, truncate: bool 
         else:
             out[:] = a
     return out, counters
+
+
+def image_names(expressions: list[str], symbols: str = "") -> tuple[list[str], bool]:
+    """The image identifiers the expressions read, in order of first use (declared symbols,
+    assigned variables and function names left out), and whether they use the target ``$T``.
+    Raises :class:`PixelMathError` for an expression that does not parse."""
+    declared = set(parse_symbols(symbols))
+    names: list[str] = []
+    uses_target = False
+    for text in expressions:
+        if not text.strip():
+            continue
+        for statement in parse(text):
+            stack = [statement]
+            while stack:
+                n = stack.pop(0)
+                if isinstance(n, Assign):
+                    declared.add(n.name)
+                if isinstance(n, (Name, Index)):
+                    if n.name in TARGET_NAMES:
+                        uses_target = True
+                    elif n.name not in declared and n.name not in FUNCTIONS and n.name not in names:
+                        names.append(n.name)
+                stack[:0] = list(children(n))
+    return names, uses_target

@@ -216,7 +216,8 @@ class _Parser:
         raise PixelMathError(f"expected a number, an image, a function or '(', found {found}", self.text, t.col)
 
 
-def _children(node) -> tuple:
+def children(node) -> tuple:
+    """The sub-expressions of a syntax-tree node."""
     if isinstance(node, Binary):
         return (node.left, node.right)
     if isinstance(node, Unary):
@@ -234,7 +235,7 @@ def tree_depth(root) -> int:
     while stack:
         node, d = stack.pop()
         deepest = max(deepest, d)
-        stack.extend((c, d + 1) for c in _children(node))
+        stack.extend((c, d + 1) for c in children(node))
     return deepest
 
 
