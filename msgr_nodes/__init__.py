@@ -37,5 +37,7 @@ from .version import __version__  # noqa: E402
 from .errors import GraphInvalid, MsgrError, NodeError, Problem  # noqa: E402
 from .image import Image  # noqa: E402
 from .graph import Graph  # noqa: E402
+from .batchrun import Job, JobResult, batch  # noqa: E402
 
-__all__ = ["Graph", "Image", "MsgrError", "NodeError", "GraphInvalid", "Problem", "__version__"]
+__all__ = ["Graph", "Image", "MsgrError", "NodeError", "GraphInvalid", "Problem", "__version__",
+           "batch", "Job", "JobResult"]

@@ -170,6 +170,69 @@ def cmd_export_xpsm(args) -> int:
     return 0
 
 
+def cmd_batch(args) -> int:
+    """``msgr-nodes batch``: one graph over many files, on this machine or a Dask cluster."""
+    from .batchrun import batch, jobs_from_each, jobs_from_manifest, write_report
+    from .graph import Graph
+    from .progress import batch_progress, print_batch_summary
+
+    graph = Graph.load(args.graph)
+    shared = parse_settings(args.set or [])
+    if args.manifest and args.each:
+        raise UsageError("give --each or --manifest, not both")
+    each = parse_settings(args.each or []) if not args.manifest else []
+    jobs = jobs_from_manifest(args.manifest) if args.manifest else jobs_from_each(each)
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        try:
+            client = Client(args.scheduler, timeout="10s")
+        except OSError as exc:
+            raise MsgrError(f"--scheduler {args.scheduler}: no Dask scheduler answers there ({exc}); "
+                            f"start one with  dask scheduler  and workers with  dask worker ADDRESS") from None
+    try:
+        with batch_progress(len(jobs)) as done:
+            results = batch(graph, jobs, client, shared=shared, workers=args.workers, resume=args.resume,
+                            cache_dir=_cache_dir(args), on_done=done)
+    finally:
+        if client is not None:
+            client.close()
+    print_batch_summary(results)
+    if args.report:
+        write_report(results, args.report)
+        print(f"report: {args.report}", file=sys.stderr)
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def cmd_mosaic(args) -> int:
+    """``msgr-nodes mosaic``: corrected panels reprojected onto one WCS and averaged."""
+    from astropy.wcs import WCS
+
+    from .image import Image
+    from .io.formats import read_image, write_image
+    from .ops.mosaic import coadd
+
+    panels = []
+    for path in args.panels:
+        img = read_image(path)
+        wcs = WCS(img.header, naxis=2)
+        if not wcs.has_celestial:
+            raise MsgrError(f"{path}: has no celestial WCS (plate-solve it first): a mosaic places panels by it")
+        panels.append((img.data, wcs))
+    try:
+        data, wcs, footprint = coadd(panels, match_background=args.match_background)
+    except ValueError as exc:
+        raise MsgrError(f"mosaic: {exc}") from None
+    header = wcs.to_header()
+    header["MSGRMOS"] = (len(panels), "panels in this mosaic")
+    written, _, _ = write_image(args.output, Image(data, header, "mosaic"), "auto", "float32", args.overwrite)
+    covered = float((footprint > 0).mean())
+    print(f"wrote {written} ({data.shape[2]}x{data.shape[1]}, {len(panels)} panels, "
+          f"{100 * covered:.0f} % covered)", file=sys.stderr)
+    return 0
+
+
 def cmd_demo(args) -> int:
     """``msgr-nodes demo``: the recommended graph on the bundled sample pair."""
     from .demo import run_demo
@@ -284,6 +347,28 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-s", "--set", action="append", metavar="NODE.PARAM=VALUE")
     ex.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     ex.set_defaults(func=cmd_export_xpsm)
+
+    b = command("batch", "run a graph once per file (or manifest row), on this machine or a Dask cluster")
+    b.add_argument("graph", help=graph_help)
+    b.add_argument("--each", action="append", metavar="NODE.PARAM=GLOB",
+                   help="one job per file the glob matches (several --each are zipped in sorted order)")
+    b.add_argument("--manifest", type=Path, help="CSV with one NODE.PARAM column per setting and a row per job")
+    b.add_argument("-s", "--set", action="append", metavar="NODE.PARAM=VALUE", help="a setting every job gets")
+    b.add_argument("--workers", type=_jobs, help="worker processes of the local cluster (default: the cores)")
+    b.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. tcp://host:8786")
+    b.add_argument("--resume", action="store_true", help="skip jobs whose outputs exist from the same graph and inputs")
+    b.add_argument("--report", type=Path, help="write the summary as CSV (.csv) or JSON")
+    cache_options(b)
+    b.set_defaults(func=cmd_batch)
+
+    mo = command("mosaic", "reproject panels (with WCS) onto one frame and average them")
+    mo.add_argument("panels", nargs="+", help="the (corrected) panel files")
+    mo.add_argument("-o", "--output", type=Path, required=True, help="the mosaic to write (FITS)")
+    mo.add_argument("--match-background", action="store_true",
+                    help="offset panels to each other first (reproject's matching; MSGR-corrected panels "
+                         "share one background already)")
+    mo.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    mo.set_defaults(func=cmd_mosaic)
 
     d = command("demo", "run the recommended MSGR graph on the bundled sample pair")
     d.add_argument("--out", type=Path, default=Path("msgr-demo"), help="output folder (default ./msgr-demo)")

@@ -104,3 +104,56 @@ def print_failures(result, debug: bool = False, stream: TextIO | None = None) ->
                      f"above: {', '.join(names)}")
     for line in lines:
         print(f"error: {line}", file=stream)
+
+
+class batch_progress:
+    """Progress over a batch's jobs: a rich bar on a terminal, a line per finished job otherwise.
+    Used as ``with batch_progress(n) as done: ... done(job_result)``."""
+
+    def __init__(self, total: int, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.total, self.count = total, 0
+        self._lock = threading.Lock()
+        self.progress = None
+
+    def __enter__(self):
+        if self.stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(TextColumn("jobs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                     console=Console(file=self.stream))
+            self.task = self.progress.add_task("jobs", total=self.total)
+            self.progress.start()
+        return self
+
+    def __call__(self, result) -> None:
+        with self._lock:
+            self.count += 1
+            if self.progress is not None:
+                self.progress.update(self.task, advance=1)
+            else:
+                print(f"[{self.count}/{self.total}] {result.job}: {result.status} ({result.seconds:.1f} s)",
+                      file=self.stream)
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def print_batch_summary(results, stream: TextIO | None = None) -> None:
+    """One line per failed job (its input and the reason) on stderr, then a table of every job on
+    stdout: job, status, seconds, DetailFit's measured slope b and its verdict."""
+    stream = stream or sys.stderr
+    for r in results:
+        if r.status == "failed":
+            inputs = ", ".join(f"{k}={v}" for k, v in r.inputs.items())
+            print(f"error: job {r.job} ({inputs}): {r.error}", file=stream)
+    width = max([3] + [len(r.job) for r in results])
+    print(f"{'job':<{width}}  status   seconds  slope b  verdict")
+    for r in results:
+        slope = " ".join(f"{b:.4f}" for b in r.slopes) or "-"
+        print(f"{r.job:<{width}}  {r.status:<7}  {r.seconds:7.1f}  {slope:<7}  {r.verdict or '-'}")
+    ok = sum(r.status == "ok" for r in results)
+    skipped = sum(r.status == "skipped" for r in results)
+    print(f"{ok} ok, {len(results) - ok - skipped} failed, {skipped} skipped (--resume)", file=stream)

@@ -22,10 +22,15 @@ def run(ctx, inputs, params):
     def channel(c):
         return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
-                          fallback_threshold=params["fallback_threshold"])
+                          fallback_threshold=params["fallback_threshold"], slope=params["slope"])
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
+        if params["offset"] == "none" and r.info.get("b", 0) > 0:
+            # mosaics: the panel's own pedestal stays in the difference, so that the model removes it
+            # and every panel corrected against one wide image sits on b x wide
+            difference[c] += np.float32(r.info["a"])
+            fitted[c] -= np.float32(r.info["a"])
         infos.append(r.info)
         ctx.progress((c + 1) / n.channels, f"channel {c + 1}: b = {r.info['b']:.4f}, {r.info['check']}")
         if r.info["check"] != "passed":
@@ -72,5 +77,12 @@ SPEC = NodeSpec(
               min=0.0, max=10.0),
         Param(name="fallback_threshold", kind="float", default=0.5, help="above this share of unexplained detail nothing is subtracted "
               "(between detail_threshold and this, the large-scale slope is used)", min=0.0, max=10.0),
+        Param(name="slope", kind="float", default=0.0, min=0.0, max=1000.0, advanced=True,
+              help="0: measure b; > 0: use this b once the checks accept the wide image (mosaics: one slope for "
+              "every panel, e.g. the median of their measured ones, which msgr-nodes batch reports)"),
+        Param(name="offset", kind="choice", default="fit", choices=("fit", "none"),
+              help="fit: a is the median of narrow - b wide (the corrected image keeps its own level); none: "
+              "a = 0, for mosaics with gradient_model.zero_median=false: every panel corrected against one wide "
+              "image then sits on the same background, b x wide", advanced=True),
     ),
 )

@@ -196,7 +196,7 @@ def large_scales(plane: np.ndarray, method: str = "surface", layers: int = 0, sm
 
 
 def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
-               detail_threshold: float = 0.5, fallback_threshold: float = 0.5) -> MatchResult:
+               detail_threshold: float = 0.5, fallback_threshold: float = 0.5, slope: float = 0.0) -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
@@ -285,6 +285,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         if blur:
             info["check"] = (f"passed at matched resolution (the narrow image blurred by a Gaussian of "
                              f"sigma {blur:g} px to the softer wide one's)")
+    if slope > 0:
+        info["b_measured"] = b
+        info["check"] += f"; slope given: {slope:.4f} (measured here {b:.4f})"
+        b = slope
     diff = narrow - np.float32(b) * wide
     if defect_share:
         diff = fill_coarse(diff, defects)

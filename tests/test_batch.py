@@ -1,0 +1,204 @@
+"""Batch runs on Dask: a LocalCluster on 127.0.0.1, an external scheduler and workers started
+here, a worker killed mid-job, --resume, collisions and a bad input. Every test stops what it
+starts; everything listens on loopback only."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from msgr_nodes import Job, batch
+from msgr_nodes.batchrun import _local_cluster, jobs_from_each, jobs_from_manifest
+from msgr_nodes.cli import main
+from msgr_nodes.errors import MsgrError
+from msgr_nodes.graph import Graph
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client
+
+    cluster = _local_cluster(2)
+    c = Client(cluster)
+    assert all(addr.startswith("tcp://127.0.0.1:") for addr in c.scheduler_info()["workers"])
+    yield c
+    c.close()
+    cluster.close()
+
+
+def _frames(folder: Path, n: int, size=(200, 300)) -> list[Path]:
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    paths = []
+    for i in range(n):
+        sky = 0.1 + 0.04 * xx / size[1] + 0.03 * yy / size[0] + 0.01 * i + rng.normal(0, 0.003, size)
+        paths.append(folder / f"panel{i}.fits")
+        fits.writeto(paths[-1], sky.astype(np.float32))
+    return paths
+
+
+def _graph(folder: Path, save="{source_dir}/{source_stem}_flat.fits") -> Path:
+    g = Graph()
+    g.add_node("Load", "narrow")
+    g.add_node("ABE", "abe", {"degree": 1})
+    g.add_node("Save", "save", {"path": save})
+    g.link("narrow", "image", "abe", "image")
+    g.link("abe", "image", "save", "image")
+    g.save(folder / "flatten.json")
+    return folder / "flatten.json"
+
+
+def test_four_jobs_on_two_workers_give_what_msgr_nodes_run_gives(client, tmp_path):
+    frames = _frames(tmp_path, 4)
+    graph = Graph.load(_graph(tmp_path))
+    jobs = jobs_from_each([("narrow.path", str(tmp_path / "panel*.fits"))])
+    assert [j.name for j in jobs] == ["panel0", "panel1", "panel2", "panel3"]
+    results = batch(graph, jobs, client)
+    assert [r.status for r in results] == ["ok"] * 4, [r.error for r in results]
+    for frame, r in zip(frames, results):
+        assert r.written == [str(tmp_path / f"{frame.stem}_flat.fits")]
+        out = tmp_path / "single" / f"{frame.stem}.fits"
+        out.parent.mkdir(exist_ok=True)
+        assert main(["run", str(tmp_path / "flatten.json"), "-s", f"narrow.path={frame}",
+                     "-s", f"save.path={out}", "--no-cache"]) == 0
+        assert np.array_equal(fits.getdata(r.written[0]), fits.getdata(out))
+
+
+def test_a_bad_input_fails_its_job_only_and_is_named(tmp_path, capsys):
+    _frames(tmp_path, 3)
+    (tmp_path / "panel9.fits").write_bytes(b"not a FITS file")
+    graph = _graph(tmp_path)
+    code = main(["batch", str(graph), "--each", f"narrow.path={tmp_path / 'panel*.fits'}", "--workers", "1",
+                 "--no-cache", "--report", str(tmp_path / "report.json")])
+    assert code == 1
+    out, err = capsys.readouterr()
+    assert f"error: job panel9 (narrow.path={tmp_path / 'panel9.fits'}): " in err
+    assert sorted(p.name for p in tmp_path.glob("*_flat.fits")) == ["panel0_flat.fits", "panel1_flat.fits",
+                                                                    "panel2_flat.fits"]
+    assert "panel9  failed" in out and "panel0  ok" in out
+    import json
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [r["status"] for r in report] == ["ok", "ok", "ok", "failed"]
+
+
+def test_two_jobs_that_would_write_one_file_are_refused_before_anything_runs(tmp_path):
+    _frames(tmp_path, 2)
+    graph = Graph.load(_graph(tmp_path, save=str(tmp_path / "out.fits")))
+    jobs = jobs_from_each([("narrow.path", str(tmp_path / "panel*.fits"))])
+    with pytest.raises(MsgrError, match=r"jobs panel0 and panel1 would both write .*out.fits \(save.path\)"):
+        batch(graph, jobs)
+    assert not (tmp_path / "out.fits").exists()
+    # {job} gives each its own file
+    graph.set("save.path", str(tmp_path / "{job}_out.fits"))
+    assert [r.status for r in batch(graph, jobs, workers=1)] == ["ok", "ok"]
+    assert (tmp_path / "panel0_out.fits").is_file() and (tmp_path / "panel1_out.fits").is_file()
+
+
+def test_each_globs_are_zipped_and_must_match_as_many_files(tmp_path):
+    _frames(tmp_path, 2)
+    (tmp_path / "w").mkdir()
+    _frames(tmp_path / "w", 3)
+    with pytest.raises(MsgrError, match="the --each globs match different numbers of files"):
+        jobs_from_each([("narrow.path", str(tmp_path / "panel*.fits")), ("wide.path", str(tmp_path / "w" / "*.fits"))])
+    (tmp_path / "m.csv").write_text("job,narrow.path\nfirst,panel0.fits\nsecond,panel1.fits\n")
+    jobs = jobs_from_manifest(tmp_path / "m.csv")
+    assert jobs == [Job("first", {"narrow.path": str(tmp_path / "panel0.fits")}),
+                    Job("second", {"narrow.path": str(tmp_path / "panel1.fits")})]
+
+
+def test_resume_skips_jobs_whose_outputs_came_from_the_same_graph(client, tmp_path):
+    _frames(tmp_path, 3)
+    graph = Graph.load(_graph(tmp_path))
+    jobs = jobs_from_each([("narrow.path", str(tmp_path / "panel*.fits"))])
+    assert [r.status for r in batch(graph, jobs, client)] == ["ok"] * 3
+    (tmp_path / "panel1_flat.fits").unlink()
+    again = batch(graph, jobs, client, resume=True)
+    assert [r.status for r in again] == ["skipped", "ok", "skipped"]
+    graph.set("abe.degree", 2)  # another graph: the outputs are not its own
+    graph.set("save.overwrite", True)
+    assert [r.status for r in batch(graph, jobs, client, resume=True)] == ["ok"] * 3
+
+
+def _slow_graph(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(1)
+    fits.writeto(tmp_path / "big.fits", (0.1 + rng.normal(0, 0.01, (1500, 1500))).astype(np.float32))
+    g = Graph()
+    g.add_node("Load", "narrow", {"path": str(tmp_path / "big.fits")})
+    g.add_node("MMT", "mmt", {"remove_layers": 0, "layers": 7, "enabled": "R", "method": "exact"})
+    g.add_node("Save", "save", {"path": str(tmp_path / "{job}.fits")})
+    g.link("narrow", "image", "mmt", "image")
+    g.link("mmt", "image", "save", "image")
+    return g
+
+
+def test_a_worker_killed_mid_job_has_its_job_retried_on_another(client, tmp_path):
+    graph = _slow_graph(tmp_path)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", batch(graph, [Job("slow")], client)))
+    t.start()
+    victim = None
+    for _ in range(400):  # wait until a worker runs the job, then kill that worker's process
+        busy = [w for w, keys in client.processing().items() if keys]
+        if busy:
+            victim = busy[0]
+            break
+        time.sleep(0.05)
+    assert victim is not None
+    time.sleep(1.0)
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    os.kill(pid, signal.SIGKILL)
+    t.join(300)
+    assert not t.is_alive()
+    (result,) = out["r"]
+    assert result.status == "ok", result.error
+    assert not result.worker.endswith(f":{pid}")  # it ran again, in another process
+    assert (tmp_path / "slow.fits").is_file()
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it: the next tests have two again
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_existing_cluster_started_with_dask_scheduler_and_dask_worker(tmp_path, capsys):
+    _frames(tmp_path, 2)
+    graph = _graph(tmp_path)
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
+                                       "--host", "127.0.0.1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout="30s") as c:
+            c.wait_for_workers(1, timeout=60)
+        code = main(["batch", str(graph), "--each", f"narrow.path={tmp_path / 'panel*.fits'}", "--scheduler", address,
+                     "--no-cache"])
+        assert code == 0, capsys.readouterr().err
+        assert (tmp_path / "panel0_flat.fits").is_file() and (tmp_path / "panel1_flat.fits").is_file()
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(30)
+
+
+def test_a_scheduler_that_does_not_answer_is_named_in_one_line(tmp_path, capsys):
+    _frames(tmp_path, 1)
+    code = main(["batch", str(_graph(tmp_path)), "--each", f"narrow.path={tmp_path / 'panel*.fits'}",
+                 "--scheduler", f"tcp://127.0.0.1:{_free_port()}", "--no-cache"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "no Dask scheduler answers there" in err and err.count("error:") == 1
