@@ -26,7 +26,7 @@ def driven(tmp_path_factory, rng_module):
     fits.writeto(out / "sky.fits", sky.astype(np.float32))
     proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", sys.executable,
                            str(HERE / "gui" / "driver.py"), str(out / "shots"), str(stock_graph("msgr.json")),
-                           str(out / "sky.fits")], capture_output=True, text=True, timeout=300,
+                           str(out / "sky.fits")], capture_output=True, text=True, timeout=900,
                           env={**os.environ, "HOME": str(out)})  # the sample's output folder goes here
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "shots" / "report.json").read_text())
@@ -100,7 +100,7 @@ def test_the_stock_graph_runs_on_the_bundled_sample_and_previews_the_result(driv
     assert sample["preview"].startswith("remove_model: 1000x750 mono, auto-stretched")
 
 
-def _drive(args, screen, out, timeout=300):
+def _drive(args, screen, out, timeout=900):
     proc = subprocess.run(["xvfb-run", "-a", "-s", f"-screen 0 {screen}x24", sys.executable,
                            str(HERE / "gui" / "driver.py"), *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "HOME": str(out)})
@@ -199,7 +199,7 @@ def test_the_log_and_the_help_cut_no_line_off(editing):
 
 @pytest.mark.parametrize("screen", ["1280x800", "1600x1000"])
 def test_the_window_fits_the_screen_it_opens_on(tmp_path, screen):
-    report = _drive(["--fit", str(tmp_path / "shots")], screen, tmp_path, timeout=120)
+    report = _drive(["--fit", str(tmp_path / "shots")], screen, tmp_path, timeout=300)
     sw, sh = (int(v) for v in screen.split("x"))
     x, y, w, h = report["viewport"]
     assert x >= 0 and y >= 0 and x + w <= sw and y + h <= sh, report

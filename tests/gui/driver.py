@@ -33,6 +33,20 @@ def rect(item):
     return [int(x), int(y), int(w), int(h)]
 
 
+def two_chains(app, out, load_params, layers, positions):
+    """A new graph: Load -> MMT (a good chain) and a Load of a missing file -> PixelMath; the ids."""
+    app.new()
+    s = app.state
+    good = s.add_node("Load", positions[0], load_params)
+    mmt = s.add_node("MMT", positions[1], {"remove_layers": layers, "layers": layers, "method": "exact"})
+    s.apply(AddLink(good, "image", mmt, "image"))
+    bad = s.add_node("Load", positions[2], {"path": str(out / "missing.fits")})
+    pm = s.add_node("PixelMath", positions[3], {"expression": "$T * 2"})
+    s.apply(AddLink(bad, "image", pm, "image"))
+    app.rebuild_canvas()
+    return s, (good, mmt, bad, pm)
+
+
 def main():
     out, graph = Path(sys.argv[1]), sys.argv[2]
     data = sys.argv[3] if len(sys.argv) > 3 else None
@@ -46,19 +60,11 @@ def main():
                        "problems": {k: v for k, v in app.state.problems_by_node().items()}}
     app.screenshot(out / "stock.png")
     if data:
-        app.new()
-        s = app.state
-        good = s.add_node("Load", (40, 60), {"path": data})
-        mmt = s.add_node("MMT", (380, 60), {"remove_layers": 5, "layers": 5, "method": "exact"})
-        s.apply(AddLink(good, "image", mmt, "image"))
-        bad = s.add_node("Load", (40, 330), {"path": str(out / "missing.fits")})
-        pm = s.add_node("PixelMath", (380, 330), {"expression": "$T * 2"})
-        s.apply(AddLink(bad, "image", pm, "image"))
-        app.rebuild_canvas()
+        s, (good, mmt, bad, pm) = two_chains(app, out, {"path": data}, 5, [(40, 60), (380, 60), (40, 330), (380, 330)])
         app.frames(10)
         t0 = time.perf_counter()
         app.run_graph()
-        app.wait_run(120)
+        app.wait_run(600)
         report["run"] = {"seconds": time.perf_counter() - t0,
                          "fps_min": min(app.fps_during_run) if app.fps_during_run else None,
                          "fps_median": sorted(app.fps_during_run)[len(app.fps_during_run) // 2]
@@ -76,7 +82,7 @@ def main():
         app.frames(3)
         report["after_edit"] = {nid: r.state for nid, r in s.runs.items()}
         app.run_graph()
-        app.wait_run(120)
+        app.wait_run(600)
         res = app.last_result
         report["rerun"] = {"computed": sorted(res.computed), "cached": sorted(res.cached)}
         # the stock graph (msgr.json) on the bundled sample, as a user would from the File menu
@@ -85,7 +91,7 @@ def main():
         app.state.graph.set("save.path", str(out / "sample_msgr.fits"))
         app.state.graph.set("save_model.path", str(out / "sample_model.fits"))
         app.run_graph()
-        app.wait_run(300)
+        app.wait_run(600)
         app.select("remove_model")
         dpg.set_value("side_tabs", "tab_preview")
         app.frames(10)
@@ -177,20 +183,12 @@ def editing(out: Path, data: str) -> None:
     app.copy_as("command")
     report["command"] = app.copied
     # a new graph: a path typed without Enter, then F5
-    app.new()
-    s = app.state
-    load = s.add_node("Load", (0, 0))
-    mmt = s.add_node("MMT", (0, 0), {"remove_layers": 3, "layers": 3, "method": "exact"})
-    s.apply(AddLink(load, "image", mmt, "image"))
-    missing = s.add_node("Load", (0, 0), {"path": str(out / "missing.fits")})
-    pm = s.add_node("PixelMath", (0, 0), {"expression": "$T * 2"})
-    s.apply(AddLink(missing, "image", pm, "image"))
-    app.rebuild_canvas()
+    s, (load, mmt, missing, pm) = two_chains(app, out, {}, 3, [(0, 0)] * 4)  # all on one spot: Arrange sorts them
     app.select(load)
     app.frames(5)
     dpg.set_value(field(app, load, "path"), data)  # typed, no Enter, the field still has the focus
     app.run_graph()
-    app.wait_run(120)
+    app.wait_run(600)
     report["typed"] = {"status": app.status, "path": s.graph.get(f"{load}.path"),
                        "states": {nid: r.state for nid, r in s.runs.items()}, "ids": [load, mmt, missing, pm],
                        "runinfo": dpg.get_value(f"runinfo_{missing}"),
@@ -226,7 +224,7 @@ def editing(out: Path, data: str) -> None:
     app.open("msgr_additive")
     app.open_sample()
     app.run_graph()
-    app.wait_run(300)
+    app.wait_run(600)
     app.select("remove_model")
     dpg.set_value("side_tabs", "tab_preview")
     app.frames(10)
