@@ -105,6 +105,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("-s", "--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                    help="more settings for the MSGR panels (e.g. gradient_model.layers=6)")
     a = ap.parse_args()
     work = a.workdir or Path(tempfile.mkdtemp(prefix="msgr-mosaic-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -124,7 +126,8 @@ def main():
     slopes = [b for r in first for b in r.slopes]
     slope = float(np.median(slopes))
     results = batch(graph, jobs, workers=a.workers, cache_dir=work / "cache",
-                    shared=MOSAIC_SETTINGS + overwrite + [("detail_fit.slope", f"{slope:.6f}")])
+                    shared=MOSAIC_SETTINGS + overwrite + [("detail_fit.slope", f"{slope:.6f}")]
+                    + [tuple(x.split("=", 1)) for x in a.set])
     verdicts = {r.job: r.verdict for r in results}
     if any(r.status != "ok" for r in results):
         sys.exit("MSGR failed: " + "; ".join(f"{r.job}: {r.error}" for r in results if r.status != "ok"))
