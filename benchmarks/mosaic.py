@@ -9,10 +9,9 @@ field, each with its own seed (so its own gradient), plus one wide image of the 
 - uncorrected: the panels coadded as they are (reproject_and_coadd);
 - reproject matching: reproject_and_coadd(match_background=True), the offsets it applies;
 - MSGR: every panel corrected against the same wide image with msgr_additive.json, run as
-  ``msgr_nodes.batch`` (the panels -> batch -> mosaic recipe), then coadded. A first batch
-  measures each panel's slope b; the second uses their median for every panel
-  (detail_fit.slope) with the mosaic settings (detail_fit.offset=none,
-  gradient_model.zero_median=false): no panel keeps a slope or a pedestal of its own.
+  ``msgr_nodes.batch`` with the settings of ``msgr-nodes batch --mosaic`` (``mosaic_settings``:
+  one slope b for every panel, the median of their own, and no pedestal of their own), then
+  coadded (the panels -> batch -> mosaic recipe). ``-s`` adds settings (gradient_model.layers=6).
 
 Reported: the seam step (median difference of two panels where they overlap, % of sky; the
 largest over the overlapping pairs, and their mean) and the mosaic's large-scale residual against
@@ -34,14 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pairs import make_pair  # noqa: E402
 
 from msgr_nodes import Graph, batch  # noqa: E402
-from msgr_nodes.batchrun import jobs_from_each  # noqa: E402
+from msgr_nodes.batchrun import jobs_from_each, mosaic_settings  # noqa: E402
 from msgr_nodes.ops.mosaic import coadd  # noqa: E402
 
 SIZE = (800, 600)
 SCALE_ARCMIN = 3.5 / 60  # rcw32's narrow scale, arcmin per px
 OVERLAP = 0.25
-# panels of a mosaic keep no pedestal of their own: all sit on the wide image's background
-MOSAIC_SETTINGS = [("detail_fit.offset", "none"), ("gradient_model.zero_median", "false")]
 
 
 def panels(work: Path):
@@ -120,14 +117,13 @@ def main():
     graph.set("wide.path", str(wide))
     jobs = jobs_from_each([("narrow.path", str(work / "panel?.fits"))])
     overwrite = [("save.overwrite", "true"), ("save_model.overwrite", "true")]
-    # pass 1 measures each panel's slope; pass 2 uses their median for all (the DetailFit results of
-    # pass 1 are cached, so pass 2 recomputes only from DetailFit on)
-    first = batch(graph, jobs, workers=a.workers, shared=overwrite, cache_dir=work / "cache")
-    slopes = [b for r in first for b in r.slopes]
-    slope = float(np.median(slopes))
-    results = batch(graph, jobs, workers=a.workers, cache_dir=work / "cache",
-                    shared=MOSAIC_SETTINGS + overwrite + [("detail_fit.slope", f"{slope:.6f}")]
-                    + [tuple(x.split("=", 1)) for x in a.set])
+    extra = [tuple(x.split("=", 1)) for x in a.set]
+    # what msgr-nodes batch --mosaic does: a first pass measures each panel's slope, and every panel
+    # then gets their median and no pedestal of its own (DetailFit's first results come from the cache)
+    settings = mosaic_settings(graph, jobs, workers=a.workers, cache_dir=work / "cache", shared=extra)
+    slope = float(dict(settings)["detail_fit.slope"])
+    results = batch(graph, jobs, workers=a.workers, cache_dir=work / "cache", shared=overwrite + extra + settings)
+    slopes = [b for r in results for b in r.slopes]
     verdicts = {r.job: r.verdict for r in results}
     if any(r.status != "ok" for r in results):
         sys.exit("MSGR failed: " + "; ".join(f"{r.job}: {r.error}" for r in results if r.status != "ok"))

@@ -19,6 +19,7 @@ import glob
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -232,7 +233,8 @@ def _comparable(graph_json: str) -> dict:
 
 
 # ---------------------------------------------------------------------------- running
-def run_job(graph_json: str, base_dir: str, job: Job, cache_dir: str | None = None, threads: int = 1) -> JobResult:
+def run_job(graph_json: str, base_dir: str, job: Job, cache_dir: str | None = None, threads: int = 1,
+            outputs: list[str] | None = None) -> JobResult:
     """Run one job's graph (JSON) as ``msgr-nodes run`` would; never raises for a bad input: the
     result says what failed. This is what a Dask worker runs."""
     t0 = time.perf_counter()
@@ -240,7 +242,7 @@ def run_job(graph_json: str, base_dir: str, job: Job, cache_dir: str | None = No
     try:
         g = Graph.loads(graph_json, base_dir=base_dir)
         g.check(files=True)
-        res = Executor(jobs=threads, memory_bytes=0, cache_dir=cache_dir).run(g)
+        res = Executor(jobs=threads, memory_bytes=0, cache_dir=cache_dir).run(g, outputs)
     except GraphInvalid as exc:
         result.error = "; ".join(str(p) for p in exc.problems)
     except MsgrError as exc:
@@ -261,7 +263,7 @@ def run_job(graph_json: str, base_dir: str, job: Job, cache_dir: str | None = No
     return result
 
 
-def _local_cluster(workers: int | None):
+def local_cluster(workers: int | None = None):
     """A LocalCluster on 127.0.0.1: single-threaded worker processes sharing the memory."""
     import dask
     from distributed import LocalCluster
@@ -281,7 +283,8 @@ def _local_cluster(workers: int | None):
 
 def batch(graph: GraphModel, jobs: list[Job], client=None, *, shared: Iterable[tuple[str, str]] = (),
           workers: int | None = None, resume: bool = False, cache_dir: str | os.PathLike | None = None,
-          on_done: Callable[[JobResult], None] | None = None) -> list[JobResult]:
+          on_done: Callable[[JobResult], None] | None = None,
+          outputs: list[str] | None = None, on_start: Callable[[str], None] | None = None) -> list[JobResult]:
     """Run ``graph`` once per job and return one :class:`JobResult` per job, in job order.
 
     Parameters
@@ -302,6 +305,10 @@ def batch(graph: GraphModel, jobs: list[Job], client=None, *, shared: Iterable[t
         A disk cache the jobs share (on a cluster: a folder every worker can write).
     on_done : callable, optional
         Called with each JobResult as it finishes (progress).
+    outputs : list of node ids, optional
+        Run only these nodes and what they need (default: the whole graph).
+    on_start : callable, optional
+        Called with a job's name when a worker starts it (progress; from a polling thread).
     """
     shared = list(shared)
     graphs = {}
@@ -327,10 +334,10 @@ def batch(graph: GraphModel, jobs: list[Job], client=None, *, shared: Iterable[t
         if own:
             from distributed import Client
 
-            cluster = _local_cluster(workers)
+            cluster = local_cluster(workers)
             client = Client(cluster)
         try:
-            results.update(_submit(client, graph, graphs, todo, cache_dir, on_done))
+            results.update(_submit(client, graph, graphs, todo, cache_dir, on_done, outputs, on_start))
         finally:
             if own:
                 client.close()
@@ -338,15 +345,39 @@ def batch(graph: GraphModel, jobs: list[Job], client=None, *, shared: Iterable[t
     return [results[job.name] for job in jobs]
 
 
-def _submit(client, graph, graphs, todo, cache_dir, on_done) -> dict[str, JobResult]:
-    from distributed import as_completed
+def _watch_starts(client, names: dict[str, str], on_start, stop: threading.Event) -> None:
+    """Tell ``on_start`` which jobs (by their task keys) a worker has started, as they start."""
+    started = set()
+    while not stop.wait(0.5):
+        try:
+            running = {k for keys in client.processing().values() for k in keys}
+        except Exception:  # the scheduler is busy or going away: the next poll will tell
+            continue
+        for key in running & set(names) - started:
+            started.add(key)
+            on_start(names[key])
 
+
+def _submit(client, graph, graphs, todo, cache_dir, on_done, outputs=None, on_start=None) -> dict[str, JobResult]:
     base = str(graph.base_dir)
     futures = {}
     for job in todo:
         payload = dumps(graph_to_dict(graphs[job.name]))
-        futures[client.submit(run_job, payload, base, job, None if cache_dir is None else str(cache_dir),
-                              key=f"msgr-job-{job.name}-{time.time_ns()}", pure=False)] = job
+        futures[client.submit(run_job, payload, base, job, None if cache_dir is None else str(cache_dir), 1,
+                              outputs, key=f"msgr-job-{job.name}-{time.time_ns()}", pure=False)] = job
+    stop = threading.Event()
+    if on_start is not None:
+        threading.Thread(target=_watch_starts, args=(client, {f.key: j.name for f, j in futures.items()}, on_start,
+                                                     stop), daemon=True, name="msgr-batch-starts").start()
+    try:
+        return _collect(futures, on_done)
+    finally:
+        stop.set()
+
+
+def _collect(futures, on_done) -> dict[str, JobResult]:
+    from distributed import as_completed
+
     out = {}
     for fut in as_completed(futures):
         job = futures[fut]
@@ -359,6 +390,26 @@ def _submit(client, graph, graphs, todo, cache_dir, on_done) -> dict[str, JobRes
         out[job.name] = res
         if on_done:
             on_done(res)
+    return out
+
+
+def mosaic_settings(graph: GraphModel, jobs: list[Job], client=None, *, shared: Iterable[tuple[str, str]] = (),
+                    workers: int | None = None, cache_dir: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """The settings that put a mosaic's panels on one background: a first pass runs each job up
+    to its DetailFit nodes (nothing is saved) and measures the slopes b; every DetailFit then gets
+    their median and ``offset=none``, every LargeScales ``zero_median=false``. Raises MsgrError
+    when the graph has no DetailFit node or no job measured a slope."""
+    fits = [nid for nid, n in graph.nodes.items() if n.type == "DetailFit"]
+    if not fits:
+        raise MsgrError("--mosaic needs a graph with a DetailFit node (msgr_additive has one)")
+    first = batch(graph, jobs, client, shared=shared, workers=workers, cache_dir=cache_dir, outputs=fits)
+    slopes = [b for r in first if r.status == "ok" for b in r.slopes if b > 0]
+    if not slopes:
+        raise MsgrError("--mosaic: no panel gave a slope (" + "; ".join(f"{r.job}: {r.error or r.verdict}"
+                                                                         for r in first[:3]) + ")")
+    b = float(sorted(slopes)[len(slopes) // 2])
+    out = [(f"{nid}.slope", f"{b:.6f}") for nid in fits] + [(f"{nid}.offset", "none") for nid in fits]
+    out += [(f"{nid}.zero_median", "false") for nid, n in graph.nodes.items() if n.type == "LargeScales"]
     return out
 
 

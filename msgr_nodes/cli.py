@@ -172,7 +172,7 @@ def cmd_export_xpsm(args) -> int:
 
 def cmd_batch(args) -> int:
     """``msgr-nodes batch``: one graph over many files, on this machine or a Dask cluster."""
-    from .batchrun import batch, jobs_from_each, jobs_from_manifest, write_report
+    from .batchrun import local_cluster, batch, jobs_from_each, jobs_from_manifest, mosaic_settings, write_report
     from .graph import Graph
     from .progress import batch_progress, print_batch_summary
 
@@ -182,22 +182,30 @@ def cmd_batch(args) -> int:
         raise UsageError("give --each or --manifest, not both")
     each = parse_settings(args.each or []) if not args.manifest else []
     jobs = jobs_from_manifest(args.manifest) if args.manifest else jobs_from_each(each)
-    client = None
-    if args.scheduler:
-        from distributed import Client
+    from distributed import Client
 
+    cluster = None
+    if args.scheduler:
         try:
             client = Client(args.scheduler, timeout="10s")
         except OSError as exc:
             raise MsgrError(f"--scheduler {args.scheduler}: no Dask scheduler answers there ({exc}); "
                             f"start one with  dask scheduler  and workers with  dask worker ADDRESS") from None
+    else:
+        cluster = local_cluster(args.workers)
+        client = Client(cluster)
     try:
-        with batch_progress(len(jobs)) as done:
-            results = batch(graph, jobs, client, shared=shared, workers=args.workers, resume=args.resume,
-                            cache_dir=_cache_dir(args), on_done=done)
+        if args.mosaic:
+            mosaic = mosaic_settings(graph, jobs, client, shared=shared, cache_dir=_cache_dir(args))
+            print("mosaic: " + " ".join(f"-s {k}={v}" for k, v in mosaic), file=sys.stderr)
+            shared = shared + mosaic
+        with batch_progress([j.name for j in jobs]) as bar:
+            results = batch(graph, jobs, client, shared=shared, resume=args.resume, cache_dir=_cache_dir(args),
+                            on_done=bar, on_start=bar.start)
     finally:
-        if client is not None:
-            client.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
     print_batch_summary(results)
     if args.report:
         write_report(results, args.report)
@@ -358,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing Dask cluster, e.g. tcp://host:8786")
     b.add_argument("--resume", action="store_true", help="skip jobs whose outputs exist from the same graph and inputs")
     b.add_argument("--report", type=Path, help="write the summary as CSV (.csv) or JSON")
+    b.add_argument("--mosaic", action="store_true", help="the files are panels of one mosaic: one slope b (their "
+                   "median) and no pedestal of their own, so that all sit on the wide image's background")
     cache_options(b)
     b.set_defaults(func=cmd_batch)
 

@@ -107,31 +107,49 @@ def print_failures(result, debug: bool = False, stream: TextIO | None = None) ->
 
 
 class batch_progress:
-    """Progress over a batch's jobs: a rich bar on a terminal, a line per finished job otherwise.
-    Used as ``with batch_progress(n) as done: ... done(job_result)``."""
+    """Progress over a batch: on a terminal a rich bar over the jobs and a row per job (queued,
+    running, then its status and seconds), otherwise a line per finished job. Used as
+    ``with batch_progress(names) as bar: batch(..., on_start=bar.start, on_done=bar)``."""
 
-    def __init__(self, total: int, stream: TextIO | None = None):
+    MAX_ROWS = 40  # more jobs than this: the bar over jobs only
+
+    def __init__(self, names: list[str], stream: TextIO | None = None):
         self.stream = stream or sys.stderr
-        self.total, self.count = total, 0
+        self.names = list(names)
+        self.total, self.count = len(self.names), 0
         self._lock = threading.Lock()
         self.progress = None
+        self.rows: dict[str, int] = {}
 
     def __enter__(self):
         if self.stream.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.progress = Progress(TextColumn("jobs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            self.progress = Progress(TextColumn("{task.description:<20}"), BarColumn(), MofNCompleteColumn(),
+                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                                      console=Console(file=self.stream))
-            self.task = self.progress.add_task("jobs", total=self.total)
+            self.task = self.progress.add_task("jobs", total=self.total, status="")
+            if self.total <= self.MAX_ROWS:
+                self.rows = {n: self.progress.add_task(n, total=1, status="queued", start=False) for n in self.names}
             self.progress.start()
         return self
+
+    def start(self, name: str) -> None:
+        """A worker started this job."""
+        with self._lock:
+            if self.progress is not None and name in self.rows:
+                self.progress.start_task(self.rows[name])
+                self.progress.update(self.rows[name], status="running")
 
     def __call__(self, result) -> None:
         with self._lock:
             self.count += 1
             if self.progress is not None:
                 self.progress.update(self.task, advance=1)
+                if result.job in self.rows:
+                    self.progress.update(self.rows[result.job], completed=1,
+                                         status=f"{result.status} ({result.seconds:.1f} s)")
             else:
                 print(f"[{self.count}/{self.total}] {result.job}: {result.status} ({result.seconds:.1f} s)",
                       file=self.stream)

@@ -15,7 +15,7 @@ import pytest
 from astropy.io import fits
 
 from msgr_nodes import Job, batch
-from msgr_nodes.batchrun import _local_cluster, jobs_from_each, jobs_from_manifest
+from msgr_nodes.batchrun import local_cluster, jobs_from_each, jobs_from_manifest, mosaic_settings
 from msgr_nodes.cli import main
 from msgr_nodes.errors import MsgrError
 from msgr_nodes.graph import Graph
@@ -25,7 +25,7 @@ from msgr_nodes.graph import Graph
 def client():
     from distributed import Client
 
-    cluster = _local_cluster(2)
+    cluster = local_cluster(2)
     c = Client(cluster)
     assert all(addr.startswith("tcp://127.0.0.1:") for addr in c.scheduler_info()["workers"])
     yield c
@@ -140,8 +140,8 @@ def _slow_graph(tmp_path: Path) -> Path:
 
 def test_a_worker_killed_mid_job_has_its_job_retried_on_another(client, tmp_path):
     graph = _slow_graph(tmp_path)
-    out = {}
-    t = threading.Thread(target=lambda: out.setdefault("r", batch(graph, [Job("slow")], client)))
+    out, started = {}, []
+    t = threading.Thread(target=lambda: out.setdefault("r", batch(graph, [Job("slow")], client, on_start=started.append)))
     t.start()
     victim = None
     for _ in range(400):  # wait until a worker runs the job, then kill that worker's process
@@ -159,6 +159,7 @@ def test_a_worker_killed_mid_job_has_its_job_retried_on_another(client, tmp_path
     (result,) = out["r"]
     assert result.status == "ok", result.error
     assert not result.worker.endswith(f":{pid}")  # it ran again, in another process
+    assert started == ["slow"]  # the progress was told when it started (once, though it ran twice)
     assert (tmp_path / "slow.fits").is_file()
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it: the next tests have two again
 
@@ -202,3 +203,88 @@ def test_a_scheduler_that_does_not_answer_is_named_in_one_line(tmp_path, capsys)
     assert code == 1
     err = capsys.readouterr().err
     assert "no Dask scheduler answers there" in err and err.count("error:") == 1
+
+
+def _kill_the_worker_running(client, dead: set) -> str:
+    """Wait until a live worker (not one of ``dead``) runs a job, then SIGKILL its process; its address."""
+    import dask
+
+    deadline = time.time() + 120
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):
+        while time.time() < deadline:
+            alive = set(client.scheduler_info()["workers"])
+            busy = [w for w, keys in client.processing().items() if keys and w in alive and w not in dead]
+            if busy:
+                time.sleep(1.0)
+                try:
+                    pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                except Exception:  # it went away meanwhile: look again
+                    continue
+                os.kill(pid, signal.SIGKILL)
+                return busy[0]
+            time.sleep(0.05)
+    raise AssertionError("no worker took the job")
+
+
+def test_a_job_whose_worker_dies_twice_is_reported_failed_and_the_others_finish(client, tmp_path):
+    graph = _slow_graph(tmp_path)
+    out = {}
+    t = threading.Thread(target=lambda: out.setdefault("r", batch(graph, [Job("doomed")], client)))
+    t.start()
+    first = _kill_the_worker_running(client, set())
+    _kill_the_worker_running(client, {first})  # the job moved on to another worker: kill that one too
+    t.join(300)
+    (result,) = out["r"]
+    assert result.status == "failed"
+    assert result.error == "its worker died (killed or out of memory), and again on a second worker"
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_mosaic_settings_give_every_panel_the_median_slope(client, small_pair, tmp_path):
+    import shutil
+
+    for k in range(2):
+        shutil.copy(small_pair / "narrow.fits", tmp_path / f"panel{k}.fits")
+    graph = Graph.load("msgr_additive")
+    graph.set("wide.path", str(small_pair / "wide.fits"))
+    jobs = jobs_from_each([("narrow.path", str(tmp_path / "panel*.fits"))])
+    settings = dict(mosaic_settings(graph, jobs, client))
+    assert float(settings["detail_fit.slope"]) > 0
+    assert settings["detail_fit.offset"] == "none" and settings["gradient_model.zero_median"] == "false"
+    assert not list(tmp_path.glob("*_msgr*.fits"))  # the first pass saves nothing
+
+
+def test_batch_mosaic_corrects_every_panel_with_one_slope(small_pair, tmp_path, capsys):
+    import shutil
+
+    for k in range(2):
+        shutil.copy(small_pair / "narrow.fits", tmp_path / f"panel{k}.fits")
+    code = main(["batch", "msgr_additive", "--mosaic", "--each", f"narrow.path={tmp_path / 'panel*.fits'}",
+                 "-s", f"wide.path={small_pair / 'wide.fits'}", "--workers", "2", "--no-cache"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    line = next(x for x in err.splitlines() if x.startswith("mosaic: "))
+    assert "-s detail_fit.offset=none" in line and "-s gradient_model.zero_median=false" in line
+    slope = line.split("detail_fit.slope=")[1].split()[0]
+    for k in range(2):
+        history = " ".join(str(h) for h in fits.getheader(tmp_path / f"panel{k}_msgr.fits")["HISTORY"])
+        assert f"slope given: {float(slope):.4f}" in history.replace(" MSGR check ch1+ ", "")
+
+
+def test_the_progress_shows_a_row_per_job_on_a_terminal():
+    import io
+
+    from msgr_nodes import JobResult
+    from msgr_nodes.progress import batch_progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    out = Terminal()
+    with batch_progress(["night1", "night2"], out) as bar:
+        bar.start("night1")
+        bar(JobResult("night1", "ok", 2.5))
+        bar(JobResult("night2", "failed", 0.5, error="bad"))
+    text = out.getvalue()
+    assert "night1" in text and "ok (2.5 s)" in text and "failed (0.5 s)" in text and "2/2" in text
