@@ -31,11 +31,11 @@ from .graph import Graph
 from .graphfile import dumps, graph_to_dict
 from .io.atomic import write_bytes_atomic
 from .io.formats import ImageFileError, read_graph_from_image
+from .io.paths import SOURCE_FIELDS, fill_source_fields
 from .model import GraphModel
 from .provenance import files_read, graph_as_run, graph_for_output
 
 JOB_PLACEHOLDER = "{job}"
-SOURCE_FIELDS = ("{source_dir}", "{source_stem}", "{source_name}")
 MAIN_INPUT = {"LinearFit": "target", "Register": "target", "DetailFit": "narrow"}  # else "image"
 ALLOWED_WORKER_DEATHS = 1  # a job whose worker died once is retried once elsewhere
 
@@ -183,10 +183,10 @@ def output_paths(g: GraphModel) -> dict[str, str]:
                 source = g.effective_params(load).get("path") if load else None
                 if not source:
                     continue
-                src = Path(source)
-                stem = src.name[: -len(".fits.fz")] if src.name.lower().endswith(".fits.fz") else src.stem
-                value = value.format(source_dir=str(src.parent), source_stem=stem, source_name=src.name)
-                value = g.resolve_path(value)
+                try:
+                    value = fill_source_fields(value, source)  # as Save fills it
+                except ValueError:
+                    continue  # Save names the bad placeholder when the job runs
             out[nid] = os.path.realpath(value)
     return out
 

@@ -1,12 +1,10 @@
 """Save: write an image file atomically, with its header, WCS and the graph that made it."""
 import os
-from pathlib import Path
 
 from msgr_nodes.api import NodeError, NodeSpec, Param, Port
 from msgr_nodes.io.formats import write_image
+from msgr_nodes.io.paths import SOURCE_FIELDS, fill_source_fields
 from msgr_nodes.provenance import graph_for_output
-
-PLACEHOLDERS = ("{source_dir}", "{source_stem}", "{source_name}")
 
 
 def expand(path: str, image) -> str:
@@ -17,12 +15,10 @@ def expand(path: str, image) -> str:
     if not source:
         raise NodeError(f"path {path!r} names the image's source file, but this image was not loaded from a "
                         f"file: set save.path to a file name")
-    src = Path(source)
-    stem = src.name[: -len(".fits.fz")] if src.name.lower().endswith(".fits.fz") else src.stem
     try:
-        return path.format(source_dir=str(src.parent), source_stem=stem, source_name=src.name)
-    except (KeyError, IndexError, ValueError) as exc:
-        raise NodeError(f"path {path!r}: unknown placeholder {exc}; use {', '.join(PLACEHOLDERS)}") from None
+        return fill_source_fields(path, source)
+    except ValueError as exc:
+        raise NodeError(f"path {path!r}: {exc}") from None
 
 
 def run(ctx, inputs, params):
@@ -49,7 +45,7 @@ SPEC = NodeSpec(
         Param(name="path", kind="path", default="", help="file to write; relative paths resolve against the graph file's folder; "
               "{source_dir}, {source_stem} and {source_name} name it after the image's source file",
               required=True, writes=True, extensions=(".fits", ".xisf", ".tif", ".png", ".jpg"),
-              placeholders=PLACEHOLDERS),
+              placeholders=SOURCE_FIELDS),
         Param(name="format", kind="choice", default="auto", help="file format; auto = from the extension",
               choices=("auto", "fits", "xisf", "tiff", "png", "jpeg")),
         Param(name="bit_depth", kind="choice", default="auto", help="sample format; auto = the source's where the format allows, "
