@@ -36,7 +36,6 @@ from .model import GraphModel
 from .provenance import files_read, graph_as_run, graph_for_output
 
 JOB_PLACEHOLDER = "{job}"
-MAIN_INPUT = {"LinearFit": "target", "Register": "target", "DetailFit": "narrow"}  # else "image"
 ALLOWED_WORKER_DEATHS = 1  # a job whose worker died once is retried once elsewhere
 
 
@@ -154,11 +153,7 @@ def _source_load(g: GraphModel, nid: str) -> str | None:
         if node.type == "Load":
             return nid
         incoming = g.incoming(nid)
-        port = MAIN_INPUT.get(node.type, "image")
-        if node.type == "PixelMath":
-            params = g.effective_params(nid)
-            port = params.get("target") or (params.get("inputs") or ["image"])[0]
-        link = incoming.get(port) or next(iter(incoming.values()), None)
+        link = incoming.get(g.main_input(nid)) or next(iter(incoming.values()), None)
         if link is None:
             return None
         nid = link.src

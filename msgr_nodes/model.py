@@ -19,6 +19,7 @@ from .errors import GraphInvalid, MsgrError, Problem
 from .registry import Registry, default_registry
 from .nodespec import NodeSpec
 
+MAIN_INPUTS = {"LinearFit": "target", "Register": "target", "DetailFit": "narrow"}  # see main_input
 NODE_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -157,6 +158,16 @@ class GraphModel:
 
     def incoming(self, node_id: str) -> dict[str, Link]:
         return {l.dst_port: l for l in self.links if l.dst == node_id}
+
+    def main_input(self, node_id: str) -> str:
+        """The input port whose image a node's result derives from (keeps its source file and,
+        in PixInsight's terms, its view): PixelMath's target, LinearFit's and Register's target,
+        DetailFit's narrow, else ``image``."""
+        node = self.node(node_id)
+        if node.type == "PixelMath":
+            params = self.effective_params(node_id)
+            return params.get("target") or (params.get("inputs") or ["image"])[0]
+        return MAIN_INPUTS.get(node.type, "image")
 
     def set(self, target: str, value: Any, *, parse: bool = False) -> None:
         """Set a parameter by ``"node.param"``; with ``parse`` the value is command-line text.

@@ -17,7 +17,6 @@ from ..model import GraphModel
 from ..ops.mmt import parse_layers
 from .mapping import BY_TYPE, MARKER, XPOS_SCALE, YPOS_SCALE, to_pi
 
-MAIN_INPUT = {"LinearFit": "target", "Register": "target", "DetailFit": "narrow"}  # else "image"
 NEUTRAL_MMT_ROW = (("biasEnabled", "true"), ("bias", "0.000"), ("noiseReductionEnabled", "false"),
                    ("noiseReductionThreshold", "1.0000"), ("noiseReductionAmount", "1.00"),
                    ("noiseReductionAdaptive", "0.0000"))
@@ -59,10 +58,7 @@ def view_names(graph: GraphModel, icons: dict[str, str]) -> dict[str, str]:
         elif node.type == "PixelMath" and params.get("output_name"):
             name = params["output_name"]
         else:
-            port = MAIN_INPUT.get(node.type, "image")
-            if node.type == "PixelMath":
-                port = params.get("target") or (params.get("inputs") or ["image"])[0]
-            link = graph.incoming(nid).get(port)
+            link = graph.incoming(nid).get(graph.main_input(nid))
             if link is not None and link.src in graph.nodes and link.src not in seen:
                 name = view(link.src, seen + (nid,))
         views[nid] = name or icons[nid]
