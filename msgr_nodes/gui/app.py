@@ -44,6 +44,7 @@ class EditorApp:
         self.dialogs = Dialogs(registry=lambda: self.state.graph.registry)
         self.large_view = LargeView(find_image=lambda nid: self.runner.find_image(self.state, nid),
                                     get_state=lambda: self.state)
+        self.preview.changed = lambda: self._refresh_previews(force=True)
         self.copied = ""  # the last text put on the clipboard (Copy as command / Python)
         self.pacer = FrameLoop(self.frame, lambda: self.running)
         self.log_len = 0
@@ -207,7 +208,13 @@ class EditorApp:
         self.canvas.clear_selection()
         self.state.selection = [nid]
         self.inspector.refresh(self.state, force=True)
-        self.preview.refresh(self.state, force=True)
+        self._refresh_previews(force=True)
+
+    def _refresh_previews(self, force: bool = False) -> None:
+        """The Preview tab and the large view, when what they show may have changed (each looks
+        its result up in the worker's cache, so this is not done every frame)."""
+        self.preview.refresh(self.state, force)
+        self.large_view.refresh(force)
 
     # ------------------------------------------------------------------ files
     def new(self) -> None:
@@ -330,18 +337,17 @@ class EditorApp:
             self.drawn_version = self.state.version
             self.canvas.update_states(self.state)
             if not running:
-                self.preview.refresh(self.state)
+                self._refresh_previews()
         if self.was_running and not running:  # a run just ended: show its results
             self.canvas.update_states(self.state)
-            self.preview.refresh(self.state)
+            self._refresh_previews()
             self.canvas.refresh_thumbnails(self.state, self.runner.keys(self.state),
                                            lambda nid: self.runner.find_image(self.state, nid))
         self.was_running = running
         if tuple(self.state.selection) != self.preview_selection:
             self.preview_selection = tuple(self.state.selection)
-            self.preview.refresh(self.state)
+            self._refresh_previews()
         self.preview.update_pixel_readout()
-        self.large_view.refresh()
         self.large_view.update_pixel_readout()
         if len(self.state.log) != self.log_len:
             self.log_len = len(self.state.log)

@@ -28,6 +28,9 @@ class Preview:
         self.key: tuple | None = None
         self.data: np.ndarray | None = None
         self.show_compare = False
+        # what a change made in this panel (stretch, compare node) redraws: this panel, and the app
+        # may add the large view
+        self.changed: Callable[[], None] = lambda: self.refresh(self.get_state(), force=True)
 
     def build(self) -> None:
         with dpg.texture_registry():
@@ -38,7 +41,7 @@ class Preview:
             dpg.add_checkbox(label="before/after (B)", tag="compare_toggle",
                              callback=lambda s, a: self.toggle_compare(self.get_state(), a))
         dpg.add_checkbox(label="linked stretch", default_value=True, tag="linked",
-                         callback=lambda: self.refresh(self.get_state(), force=True))
+                         callback=lambda: self.changed())
         dpg.add_text("", tag="preview_title")
         with dpg.plot(tag="preview_plot", width=-1, height=330, equal_aspects=True, no_menus=True):
             dpg.add_plot_axis(dpg.mvXAxis, tag="px", no_tick_labels=True)
@@ -55,13 +58,13 @@ class Preview:
 
     def set_compare(self, state: EditorState, nid: str) -> None:
         state.compare = nid
-        self.refresh(state, force=True)
+        self.changed()
 
     def toggle_compare(self, state: EditorState, on: bool | None = None) -> None:
         """Show the compare node instead of the selected one (``on`` None: flip)."""
         self.show_compare = (not self.show_compare) if on is None else bool(on)
         dpg.set_value("compare_toggle", self.show_compare)
-        self.refresh(state, force=True)
+        self.changed()
 
     def refresh(self, state: EditorState, force: bool = False) -> None:
         """Show the selected (or compared) node's image if it changed since the last call."""
