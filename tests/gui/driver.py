@@ -33,6 +33,21 @@ def rect(item):
     return [int(x), int(y), int(w), int(h)]
 
 
+def run_on_sample(app, graph, settings=None) -> dict:
+    """Open a graph, put the bundled sample pair in (File > Use the bundled sample pair), run it and
+    preview remove_model, as a user would; the status line and the preview's title."""
+    app.open(graph)
+    app.open_sample()
+    for target, value in (settings or {}).items():
+        app.state.graph.set(target, value)
+    app.run_graph()
+    app.wait_run(600)
+    app.select("remove_model")
+    dpg.set_value("side_tabs", "tab_preview")
+    app.frames(10)
+    return {"status": app.status, "preview": dpg.get_value("preview_title")}
+
+
 def two_chains(app, out, load_params, layers, positions):
     """A new graph: Load -> MMT (a good chain) and a Load of a missing file -> PixelMath; the ids."""
     app.new()
@@ -86,17 +101,9 @@ def main():
         res = app.last_result
         report["rerun"] = {"computed": sorted(res.computed), "cached": sorted(res.cached)}
         # the stock graph (msgr.json) on the bundled sample, as a user would from the File menu
-        app.open(graph)
-        app.open_sample()
-        app.state.graph.set("save.path", str(out / "sample_msgr.fits"))
-        app.state.graph.set("save_model.path", str(out / "sample_model.fits"))
-        app.run_graph()
-        app.wait_run(600)
-        app.select("remove_model")
-        dpg.set_value("side_tabs", "tab_preview")
-        app.frames(10)
-        report["sample"] = {"status": app.status, "preview": dpg.get_value("preview_title"),
-                            "states": {nid: r.state for nid, r in app.state.runs.items()}}
+        report["sample"] = run_on_sample(app, graph, {"save.path": str(out / "sample_msgr.fits"),
+                                                      "save_model.path": str(out / "sample_model.fits")})
+        report["sample"]["states"] = {nid: r.state for nid, r in app.state.runs.items()}
         app.screenshot(out / "sample.png")
     app.close()
     (out / "report.json").write_text(json.dumps(report, indent=1))
@@ -221,15 +228,8 @@ def editing(out: Path, data: str) -> None:
     app.screenshot(out / "help.png")
     dpg.hide_item("help")
     # the README's picture: the recommended graph after a run on the bundled sample
-    app.open("msgr_additive")
-    app.open_sample()
-    app.run_graph()
-    app.wait_run(600)
-    app.select("remove_model")
-    dpg.set_value("side_tabs", "tab_preview")
-    app.frames(10)
-    report["sample"] = {"status": app.status, "preview": dpg.get_value("preview_title"),
-                        "nodes": {nid: rect(item) for nid, item in app.node_item.items()}}
+    report["sample"] = run_on_sample(app, "msgr_additive")
+    report["sample"]["nodes"] = {nid: rect(item) for nid, item in app.node_item.items()}
     app.screenshot(out / "editor.png")
     # File > Import PixInsight icons... and Export PixInsight icons...
     icons = Path(__file__).resolve().parents[1] / "data" / "pixinsight-icons" / "Foraxx.xpsm"
