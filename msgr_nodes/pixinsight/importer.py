@@ -93,13 +93,10 @@ def _mmt(inst: Instance, warnings: list[str], where: str) -> dict:
 def _plan_instance(inst: Instance, nid: str, label: str, pos, warnings: list[str], extra: dict) -> _Plan:
     where = f"{label} ({inst.cls})"
     m = BY_PROCESS.get(inst.cls)
-    extra = dict(extra, xml=instance_xml(inst))
-    if m is None:
-        plan = _Plan(nid, "PixInsightProcess", {"process": inst.cls, "xml": instance_xml(inst)}, pos, label,
-                     {k: v for k, v in extra.items() if k != "xml"})
-        plan.unknown_inputs = []
-        return plan
-    plan = _Plan(nid, m.node_type, _mapped(inst, m.node_type, warnings, where), pos, label, extra)
+    xml = instance_xml(inst)
+    if m is None:  # the XML is the node's parameter (visible, and what goes back on export)
+        return _Plan(nid, "PixInsightProcess", {"process": inst.cls, "xml": xml}, pos, label, extra)
+    plan = _Plan(nid, m.node_type, _mapped(inst, m.node_type, warnings, where), pos, label, dict(extra, xml=xml))
     if m.node_type == "MMT":
         plan.params.update(_mmt(inst, warnings, where))
         plan.unknown_inputs = ["image"]
@@ -203,8 +200,7 @@ def _plan_container(inst, path, pos, plans, warnings, taken, icon_id):
         extra = {"container": list(path), "enabled": child.enabled or "true", "container_pos": list(pos)}
         plan = _plan_instance(child, _unique(f"{icon_id}_{child.cls}", taken), f"{path[-1]} {k + 1}",
                               (pos[0] + 240 * k, pos[1]), warnings, extra)
-        if before is not None and "image" in plan.unknown_inputs + (["image"] if plan.type == "PixInsightProcess"
-                                                                     else []):
+        if before is not None and (plan.type == "PixInsightProcess" or "image" in plan.unknown_inputs):
             plan.after = before.nid  # a container runs its instances one after another on one view
         plans.append(plan)
         before = plan
@@ -216,9 +212,8 @@ def _link_views(g: GraphModel, plans: list[_Plan], warnings: list[str]) -> None:
     loads: dict[str, str] = {}
     for plan in plans:
         if plan.after is not None:
-            port = "image"
-            g.link(plan.after, "image", plan.nid, port, check=False)
-            plan.unknown_inputs = [u for u in plan.unknown_inputs if u != port]
+            g.link(plan.after, "image", plan.nid, "image", check=False)
+            plan.unknown_inputs = [u for u in plan.unknown_inputs if u != "image"]
         for port, view in plan.reads.items():
             src = producers.get(view)
             if src is None or src == plan.nid:
