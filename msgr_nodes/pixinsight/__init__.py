@@ -27,11 +27,9 @@ def import_xpsm(path: str | os.PathLike, registry=None,
 def export_xpsm(graph: GraphModel, path: str | os.PathLike, overwrite: bool = False) -> int:
     """Write a graph as an icon set (atomically; an existing file only with ``overwrite``);
     returns the number of icons."""
-    if os.path.exists(path) and not overwrite:
-        raise MsgrError(f"{path}: already exists; pass --overwrite to replace it")
     icons = iconset_from_graph(graph)
     try:
         write_xpsm(icons, path, overwrite)
-    except FileExistsError:  # appeared meanwhile: still never replaced
+    except FileExistsError:  # the atomic write never replaces an existing file without overwrite
         raise MsgrError(f"{path}: already exists; pass --overwrite to replace it") from None
     return len(icons.icons)
