@@ -184,14 +184,14 @@ def cmd_batch(args) -> int:
     jobs = jobs_from_manifest(args.manifest) if args.manifest else jobs_from_each(each)
     from distributed import Client
 
-    cluster = None
+    cluster = client = None  # without either, batch starts a local cluster only if a job needs it
     if args.scheduler:
         try:
             client = Client(args.scheduler, timeout="10s")
         except OSError as exc:
             raise MsgrError(f"--scheduler {args.scheduler}: no Dask scheduler answers there ({exc}); "
                             f"start one with  dask scheduler  and workers with  dask worker ADDRESS") from None
-    else:
+    elif args.mosaic:  # two passes: one cluster for both
         cluster = local_cluster(args.workers)
         client = Client(cluster)
     try:
@@ -200,10 +200,11 @@ def cmd_batch(args) -> int:
             print("mosaic: " + " ".join(f"-s {k}={v}" for k, v in mosaic), file=sys.stderr)
             shared = shared + mosaic
         with batch_progress([j.name for j in jobs]) as bar:
-            results = batch(graph, jobs, client, shared=shared, resume=args.resume, cache_dir=_cache_dir(args),
-                            on_done=bar, on_start=bar.start)
+            results = batch(graph, jobs, client, shared=shared, workers=args.workers, resume=args.resume,
+                            cache_dir=_cache_dir(args), on_done=bar, on_start=bar.start)
     finally:
-        client.close()
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
     print_batch_summary(results)
