@@ -10,15 +10,15 @@
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from .context import CancelToken, RunContext
 from .errors import MsgrError
+from .model import GraphModel
 from .nodespec import NodeSpec
-from .registry import default_registry
+from .registry import Registry, default_registry
 from .wires import jsonable
 
 
@@ -70,22 +70,16 @@ def run_node(spec: NodeSpec | str, inputs: Mapping[str, Any] | None = None,
         if found is None:
             raise MsgrError(f"unknown node type {spec!r}; known: {', '.join(default_registry().types())}")
         spec = found
-    given = dict(params or {})
-    for name, value in given.items():
-        p = spec.param(name)
-        if p is None:
-            raise MsgrError(f"{spec.type} has no parameter {name!r}; parameters: "
-                            f"{', '.join(q.name for q in spec.params)}")
-        try:
-            given[name] = p.coerce(value)
-        except ValueError as exc:
-            raise MsgrError(f"{node_id}.{name}: {exc}") from None
-        if p.kind == "path" and given[name] and not p.is_template(given[name]):
-            given[name] = str(Path(os.path.expanduser(given[name])).absolute())
-    effective = spec.effective_params(given)
-    for p in spec.params:
-        if p.required and effective.get(p.name) in (None, ""):
-            raise MsgrError(f"{node_id}.{p.name}: is required: set it ({p.help})")
+    # the parameters go through a one-node graph: the same coercion, path resolution and
+    # required-parameter check as in any graph
+    g = GraphModel(Registry([spec]), base_dir=Path.cwd())
+    g.add_node(spec.type, node_id)
+    for name, value in (params or {}).items():
+        g.set(f"{node_id}.{name}", value)
+    missing = [p for p in g.validate(files=False) if p.param is not None]
+    if missing:
+        raise MsgrError(str(missing[0]))
+    effective = g.effective_params(node_id)
     inputs = dict(inputs or {})
     ports = spec.input_ports(effective)
     for port in ports:
