@@ -49,12 +49,16 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=2, category="Multiscale",
+    type="DetailFit", version=3, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
          "noise. Local defects of either image (satellite trails, blooming, hot pixels, stacking edges) are "
-         "left out of the fit and filled in the difference; a softer wide image is compared at matched "
+         "left out of the fit and filled in the difference, and so are the regions where the wide image "
+         "holds structure the narrow one lacks (a reflection, a halo) and where it has no data (outside its "
+         "field after registration): the model is interpolated across them. A wide lens's vignetting is "
+         "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
+         "compared at matched "
          "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
          "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
          "explains none of it the wide image is not used at all: the difference is then a background model "

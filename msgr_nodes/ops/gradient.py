@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from .abe import ABEParams, choose_degree, downsample, fit_background
 from .linear_fit import bandpass, l1_line
+from .local_trust import fit_gain, measure_tiles, uncovered, wide_only_regions
 from .mmt import smooth
 from .stars import fill_masked
 
@@ -76,7 +77,9 @@ class Bands:
     wide: np.ndarray
     ok: np.ndarray
     reach: int = 1
+    sigma: float = 1.0  # the band's scale, working px
     defects: float = 0.0  # share of the pixels left out as local defects
+    outliers: np.ndarray | None = None  # those pixels (h, w) bool, once detail_slope has found them
 
     @classmethod
     def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92,
@@ -122,7 +125,7 @@ class Bands:
         ok = ~ndimage.binary_dilation(~usable, iterations=reach) if not usable.all() else usable
         if bad is not None:
             ok &= ~bad
-        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach)
+        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach, detail_sigma / f)
 
     def ratio(self, slope: float) -> float:
         """How much of the narrow image's detail the difference narrow - slope x wide keeps (over the
@@ -161,15 +164,26 @@ def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
         if share <= MAX_DEFECT_SHARE:
             bands.ok = bands.ok & ~defect
             bands.defects = share
+            bands.outliers = defect
             if share > 0.01:  # an L1 line shrugs off a few outliers; the checks' RMS does not
                 b = line()
     return b
 
 
-def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32) -> float:
-    """The slope between the images' block medians (what the recipe's LinearFit on large scales sees)."""
+def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32,
+                      exclude: np.ndarray | None = None) -> float:
+    """The slope between the images' block medians (what the recipe's LinearFit on large scales sees),
+    leaving out the blocks that are mostly ``exclude`` ((H, W) bool), if given."""
     bn, bw = _block_medians(narrow, block).ravel(), _block_medians(wide, block).ravel()
+    if exclude is not None:
+        keep = _block_medians(exclude.astype(np.float32), block).ravel() < 0.5
+        bn, bw = bn[keep], bw[keep]
     return float(l1_line(bw.astype(np.float64), bn.astype(np.float64))[1])
+
+
+# Below this share of the narrow frame covered by the wide image, the model would be mostly
+# interpolated: the narrow image's own background model is used instead.
+MIN_COVERAGE = 0.5
 
 
 LARGE_SCALE_METHODS = ("surface", "mmt")
@@ -248,8 +262,17 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     # Local defects of either image (trails, blooming, hot pixels, stacking edges) are left out of the
     # slope fit and the checks (with the reach of each band) and filled in the difference, so that the
     # model downstream does not see them either.
-    b_large = large_scale_slope(narrow, wide)  # block medians: robust to the defects themselves
+    # where the registered wide image has no data (outside its field), it is no reference at all
+    no_data = uncovered(wide)
+    coverage = 1.0 - (float(no_data.mean()) if no_data is not None else 0.0)
+    if coverage < MIN_COVERAGE:
+        info = {"check": "passed", "coverage": coverage, "b_large": 0.0, "scales": []}
+        return single_image_floor(narrow, info, f"the wide image covers only {100 * coverage:.0f} % of the narrow "
+                                                f"frame")
+    b_large = large_scale_slope(narrow, wide, exclude=no_data)  # block medians: robust to the defects themselves
     defects = local_defects(narrow, wide, b_large)
+    if no_data is not None:
+        defects |= no_data
     defect_share = float(defects.mean())
     stable = functools.partial(_stable_scales, narrow, wide, detail_sigma, slope_tolerance, detail_threshold,
                                defects=defects if defect_share else None, cache={})
@@ -264,7 +287,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if not scales:
         raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
                          f"{detail_sigma}")
-    info = {"b_large": b_large, "check": "passed", "blur": blur, "defects": defect_share,
+    info = {"b_large": b_large, "check": "passed", "blur": blur, "defects": defect_share, "coverage": coverage,
             "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr, "defects": bd.defects}
                        for sg, bd, bb, rr in scales]}
     if chosen is None:
@@ -285,17 +308,77 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         if blur:
             info["check"] = (f"passed at matched resolution (the narrow image blurred by a Gaussian of "
                              f"sigma {blur:g} px to the softer wide one's)")
+    if coverage < 1.0:
+        info["check"] += (f"; the wide image covers {100 * coverage:.1f} % of the narrow frame, the model "
+                          f"interpolated across the rest")
+    wide_only, gain = _trust_locally(narrow.shape, bands, b, info)
     if slope > 0:
         info["b_measured"] = b
         info["check"] += f"; slope given: {slope:.4f} (measured here {b:.4f})"
         b = slope
-    diff = narrow - np.float32(b) * wide
-    if defect_share:
+    fitted = np.float32(b) * wide
+    if gain is not None:
+        # the gain multiplies the wide image's structure; its sky, flattened upstream (ABE on the
+        # wide image), stays at b x its level, so that the map adds no bowl of its own
+        # (its 10th percentile: the sky between the nebula; the median sits on nebula where it fills
+        # the frame, and left 1.22 % of sky on a vignetted pair where this leaves 1.13)
+        step = _stride(wide.shape, 250_000)
+        level = np.float32(np.percentile(wide[::step, ::step], 10))
+        fitted += np.float32(b) * (gain.evaluate(wide.shape) - np.float32(1)) * (wide - level)
+    diff = narrow - fitted
+    if wide_only is not None:
+        defects = defects | wide_only
+    if defects.any():
         diff = fill_coarse(diff, defects)
     a = sampled_median(diff)
     diff -= np.float32(a)
+    fitted += np.float32(a)
     info.update({"a": a, "b": b})
-    return MatchResult(diff, (np.float32(a) + np.float32(b) * wide).astype(np.float32), info)
+    return MatchResult(diff, fitted.astype(np.float32), info)
+
+
+def _trust_locally(shape, bands: Bands, b: float, info: dict):
+    """Where the wide image is trusted, region by region, and its gain map, on the band the frame was
+    judged on.
+
+    Returns (the full-resolution (H, W) bool mask of the regions that hold structure of the wide image
+    alone, or None; a GainMap or None). Both are reported in ``info``."""
+    mask = None
+    tiles = measure_tiles(bands.narrow, bands.wide, bands.ok, edge=4 * bands.reach)
+    regions = None
+    if bands.outliers is not None:
+        regions = wide_only_regions(bands.narrow, bands.wide, bands.outliers, b, tiles, (8 * bands.reach) ** 2)
+    if regions is not None:
+        factor = narrow_factor(shape, bands.narrow.shape)
+        mask = upsample_mask(regions, shape, factor)
+        share = float(mask.mean())
+        info["wide_only"] = share
+        info["check"] += (f"; {100 * share:.1f} % of the frame left out where the wide image holds structure the "
+                          f"narrow one lacks (a reflection, a halo), the model interpolated across it")
+    gain = fit_gain(tiles, b, bands.narrow.shape, bands.sigma)
+    if gain is not None:
+        info["gain"] = [gain.low, gain.high]
+        info["check"] += (f"; the wide image's gain varies over the field ({gain.low:.3f}-{gain.high:.3f}: "
+                          f"vignetting), taken out multiplicatively")
+    return mask, gain
+
+
+def upsample_mask(mask: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
+    """A working-grid bool mask (h, w) of ``factor`` px blocks brought to the full (H, W) frame; the
+    remainder rows and columns take the last block's value."""
+    if factor == 1 and mask.shape == tuple(shape):
+        return mask
+    up = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)[:shape[0], :shape[1]]
+    full = np.zeros(shape, bool)
+    full[:up.shape[0], :up.shape[1]] = up
+    full[up.shape[0]:, :up.shape[1]] = up[-1:]
+    full[:, up.shape[1]:] = full[:, up.shape[1] - 1:up.shape[1]]
+    return full
+
+
+def narrow_factor(shape, working_shape) -> int:
+    """The block size of a working grid (h, w) of block means of a (H, W) frame."""
+    return max(1, int(round(shape[0] / working_shape[0])))
 
 
 # Gaussian sigmas (narrow px) tried to bring the narrow image to a softer wide image's resolution:
@@ -391,14 +474,7 @@ def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_hig
     marked = ndimage.binary_dilation(marked, iterations=int(math.ceil(2 * sigma / k)))
     if marked.mean() > MAX_DEFECT_SHARE:
         return np.zeros(narrow.shape, bool)
-    if k > 1:  # back to full resolution (the remainder rows and columns of the block means too)
-        full = np.zeros(narrow.shape, bool)
-        up = np.repeat(np.repeat(marked, k, axis=0), k, axis=1)
-        full[:up.shape[0], :up.shape[1]] = up
-        full[up.shape[0]:, :up.shape[1]] = up[-1:]
-        full[:, up.shape[1]:] = full[:, up.shape[1] - 1:up.shape[1]]
-        marked = full
-    return marked
+    return upsample_mask(marked, narrow.shape, k) if k > 1 else marked
 
 
 def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4) -> np.ndarray:
