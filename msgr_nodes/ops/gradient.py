@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from .abe import ABEParams, choose_degree, downsample, fit_background
 from .linear_fit import bandpass, l1_line
-from .local_trust import fit_gain, measure_tiles, uncovered, wide_only_regions
+from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
 from .mmt import smooth
 from .stars import fill_masked
 
@@ -361,19 +361,6 @@ def _trust_locally(shape, bands: Bands, b: float, info: dict):
         info["check"] += (f"; the wide image's gain varies over the field ({gain.low:.3f}-{gain.high:.3f}: "
                           f"vignetting), taken out multiplicatively")
     return mask, gain
-
-
-def upsample_mask(mask: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
-    """A working-grid bool mask (h, w) of ``factor`` px blocks brought to the full (H, W) frame; the
-    remainder rows and columns take the last block's value."""
-    if factor == 1 and mask.shape == tuple(shape):
-        return mask
-    up = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)[:shape[0], :shape[1]]
-    full = np.zeros(shape, bool)
-    full[:up.shape[0], :up.shape[1]] = up
-    full[up.shape[0]:, :up.shape[1]] = up[-1:]
-    full[:, up.shape[1]:] = full[:, up.shape[1] - 1:up.shape[1]]
-    return full
 
 
 def narrow_factor(shape, working_shape) -> int:
