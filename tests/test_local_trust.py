@@ -10,6 +10,7 @@ from astropy.io import fits
 from scipy import ndimage
 
 from msgr_nodes.graph import Graph
+from msgr_nodes.ops.gradient import match_wide
 from msgr_nodes.ops.local_trust import fit_gain, measure_tiles, uncovered, wide_only_regions
 from msgr_nodes.ops.score import score
 from msgr_nodes.stock import stock_graph
@@ -84,6 +85,18 @@ def test_uncovered_finds_constant_patches_and_nothing_in_noise(rng):
     assert mask[1500:].all() and not mask[:1490].any()
 
 
+def test_a_wide_image_with_data_on_less_than_half_the_frame_is_not_used(rng):
+    h, w = 300, 400
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    sky = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 3) * 0.01
+    narrow = (0.05 + 1.25 * sky + 0.01 * xx + rng.normal(0, 5e-4, (h, w))).astype(np.float32)
+    wide = (0.04 + sky + rng.normal(0, 5e-4, (h, w))).astype(np.float32)
+    assert match_wide(narrow, wide).info["check"] == "passed"
+    wide[:, 160:] = np.median(wide)  # what Register fills outside the wide image's field
+    check = match_wide(narrow, wide).info["check"]
+    assert check.startswith("single-image fallback") and "data on only 40 %" in check
+
+
 def _bands(rng, gain, wide_extra=None, narrow_extra=None, shape=(375, 500)):
     """Zero-mean detail bands of a shared sky s: narrow = 1.25 gain s + noise, wide = s + noise."""
     s = ndimage.gaussian_filter(rng.normal(0, 1, shape), 4) * 40
@@ -148,7 +161,7 @@ def test_a_wide_image_that_misses_part_of_the_narrow_frame_still_corrects_it(med
     data, header = fits.getdata(pair / "wide.fits"), fits.getheader(pair / "wide.fits")
     fits.writeto(pair / "wide.fits", data[:, :int(0.62 * data.shape[1])].copy(), header, overwrite=True)
     out, history = _run(pair, tmp_path / "run")
-    assert "the wide image covers 7" in history  # about 75 % of the narrow frame
+    assert "the wide image has no data on 2" in history  # about 25 % of the narrow frame
     # before: the uncovered quarter took the narrow image's own nebula into the model, 7.6 % of sky
     # (the input has 12); now 3.3: the model is interpolated across it
     assert _score(pair, out) < min(4.5, _score(pair, pair / "narrow.fits") / 2)

@@ -267,8 +267,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     coverage = 1.0 - (float(no_data.mean()) if no_data is not None else 0.0)
     if coverage < MIN_COVERAGE:
         info = {"check": "passed", "coverage": coverage, "b_large": 0.0, "scales": []}
-        return single_image_floor(narrow, info, f"the wide image covers only {100 * coverage:.0f} % of the narrow "
-                                                f"frame")
+        return single_image_floor(narrow, info, f"the wide image has data on only {100 * coverage:.0f} % of the "
+                                                f"narrow frame")
     b_large = large_scale_slope(narrow, wide, exclude=no_data)  # block medians: robust to the defects themselves
     defects = local_defects(narrow, wide, b_large)
     if no_data is not None:
@@ -309,8 +309,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
             info["check"] = (f"passed at matched resolution (the narrow image blurred by a Gaussian of "
                              f"sigma {blur:g} px to the softer wide one's)")
     if coverage < 1.0:
-        info["check"] += (f"; the wide image covers {100 * coverage:.1f} % of the narrow frame, the model "
-                          f"interpolated across the rest")
+        info["check"] += (f"; the wide image has no data on {100 * (1 - coverage):.1f} % of the narrow frame "
+                          f"(outside its field, or clipped flat), the model interpolated across it")
     wide_only, gain = _trust_locally(narrow.shape, bands, b, info)
     if slope > 0:
         info["b_measured"] = b
