@@ -167,6 +167,14 @@ def truth_wide(pair, out):
     return folder
 
 
+def rung(check):
+    """The self-check's verdict in a few words: its rung of the ladder and what it left out or took out."""
+    head = check.split(";")[0].split(":")[0].split(" (")[0]
+    extras = [word for key, word in (("lacks", "region left out"), ("no data on", "no-data region left out"),
+                                     ("vignetting", "gain map")) if key in check]
+    return head + "".join(f" + {e}" for e in extras)
+
+
 def load_score():
     spec = importlib.util.spec_from_file_location("score", SHARED / "bench" / "score.py")
     mod = importlib.util.module_from_spec(spec)
@@ -269,7 +277,7 @@ def main():
             row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
         rows.append(row)
         cell = lambda s: "failed" if s is None else f"{s['resid_rms']:.2f}"  # noqa: E731
-        verdict = (row.get("verdict") or "").split(":")[0].split(" (")[0]
+        verdict = rung(row.get("verdict") or "")
         print(f"| {scene} | {cell(row['uncorrected'])} | {cell(row['best_abe'])} (degree {row['best_abe_degree']}) "
               f"| {cell(row['abe_auto'])} (degree {row['abe_auto_degree']}) | {cell(row['msgr.json'])} "
               f"| **{cell(row['msgr_additive.json'])}** | {verdict} | "

@@ -114,7 +114,7 @@ class Bands:
             if defects is not None:
                 # filled from their surroundings (at the working resolution: cheap), so that their
                 # band-pass ringing never reaches the pixels around them
-                bad = downsample(defects.astype(np.float32), f) > 0
+                bad = downsample(defects, f) > 0
                 n, w = fill_masked(np.stack([n, w]), bad)
             cache[f] = (n, w, bad)
         n, w, bad = cache[f]
@@ -329,7 +329,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if wide_only is not None:
         defects = defects | wide_only
     if defects.any():
-        diff = fill_coarse(diff, defects)
+        diff = fill_coarse(diff, defects, inplace=True)  # diff is ours: no second frame in memory
     a = sampled_median(diff)
     diff -= np.float32(a)
     fitted += np.float32(a)
@@ -464,15 +464,15 @@ def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_hig
     return upsample_mask(marked, narrow.shape, k) if k > 1 else marked
 
 
-def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4) -> np.ndarray:
+def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4, inplace: bool = False) -> np.ndarray:
     """``plane`` (H, W) with its masked pixels replaced by their surroundings, filled on block means of
     ``block`` px: the difference goes on to LargeScales, which keeps only scales far above that, so
     the fill needs no finer detail (and costs a sixteenth of a full-resolution one)."""
     coarse = downsample(plane, block)
     hc, wc = coarse.shape
-    cmask = downsample(mask[:hc * block, :wc * block].astype(np.float32), block) > 0
+    cmask = downsample(mask[:hc * block, :wc * block], block) > 0  # block means of a bool: no float copy
     filled = fill_masked(coarse, cmask)
-    out = plane.copy()
+    out = plane if inplace else plane.copy()
     ys, xs = np.nonzero(mask)
     out[ys, xs] = filled[np.minimum(ys // block, hc - 1), np.minimum(xs // block, wc - 1)]
     return out
