@@ -330,6 +330,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         defects = defects | wide_only
     if defects.any():
         diff = fill_coarse(diff, defects, inplace=True)  # diff is ours: no second frame in memory
+    if no_data is not None and 1.0 - coverage >= OWN_BACKGROUND_SHARE:
+        diff = _own_background_where_no_data(diff, narrow, no_data, info)
     a = sampled_median(diff)
     diff -= np.float32(a)
     fitted += np.float32(a)
@@ -462,6 +464,60 @@ def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_hig
     if marked.mean() > MAX_DEFECT_SHARE:
         return np.zeros(narrow.shape, bool)
     return upsample_mask(marked, narrow.shape, k) if k > 1 else marked
+
+
+# Where the wide image has no data, the narrow image's own background model replaces the
+# interpolation only when it predicts the held-out ring with at most this share of the interpolation's
+# error: a near tie is no evidence (on a frame of nebula, a tie at 0.99 hid a model that doubled the
+# residual).
+OWN_BACKGROUND_MARGIN = 0.7
+# Smaller no-data regions (a strip along an edge after registration) are bridged from right next
+# to them, and not worth an ABE fit of the whole frame.
+OWN_BACKGROUND_SHARE = 0.05
+
+
+def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: np.ndarray, info: dict,
+                                  block: int = 8) -> np.ndarray:
+    """``diff`` (H, W), already interpolated across ``region`` (where the wide image has no data), or
+    with the narrow image's own background model there instead, whichever predicts the trusted
+    difference better next to the region (chosen blind, as a held-out check).
+
+    The model is ABE with its degree chosen by cross-validation, offset to meet the difference in a
+    ring around the region. The check: a ring of the covered frame next to the region, as deep as the
+    region, is held out;
+    the interpolation from beyond it and the offset model each predict it (block means of ``block``
+    px); the model is used if its RMS error is at most OWN_BACKGROUND_MARGIN of the interpolation's.
+    Interpolation cannot know a glow in an
+    uncovered corner; the narrow image's own model can, unless it follows nebula there."""
+    coarse_region = downsample(region, block) > 0
+    # the held-out ring is as deep as the region itself, so the interpolation is tested across as
+    # wide a gap as it has to bridge
+    width = max(2, int(ndimage.distance_transform_edt(coarse_region).max()))
+    near = ndimage.binary_dilation(coarse_region, iterations=width)
+    held_out = near & ~coarse_region
+    beyond = ndimage.binary_dilation(near, iterations=max(2, width // 4)) & ~near
+    if not held_out.any() or not beyond.any():
+        return diff
+    truth = downsample(diff, block)
+    interpolated = fill_masked(np.where(near, 0, truth).astype(np.float32), near)
+    try:
+        degree, _ = choose_degree(narrow, ABEParams())
+        surf, _ = fit_background(narrow, ABEParams(degree=max(degree, 1)))
+    except Exception:  # too few sky boxes: keep the interpolation
+        return diff
+    own = surf.evaluate()
+    own_coarse = downsample(own, block)
+    offset = float(np.median((own_coarse - truth)[beyond]))
+    error_interpolated = float(np.sqrt(np.mean((interpolated - truth)[held_out] ** 2)))
+    error_own = float(np.sqrt(np.mean((own_coarse - offset - truth)[held_out] ** 2)))
+    info["no_data_errors"] = {"interpolated": error_interpolated, "own_background": error_own}
+    if error_own > OWN_BACKGROUND_MARGIN * error_interpolated:
+        return diff
+    offset = float(np.median((own_coarse - truth)[held_out | beyond]))
+    diff[region] = own[region] - np.float32(offset)
+    info["check"] += (f"; there the narrow image's own background model (ABE degree {max(degree, 1)}) predicts "
+                      f"the difference better than interpolation, and is used")
+    return diff
 
 
 def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4, inplace: bool = False) -> np.ndarray:
