@@ -171,6 +171,7 @@ def rung(check):
     """The self-check's verdict in a few words: its rung of the ladder and what it left out or took out."""
     head = check.split(";")[0].split(":")[0].split(" (")[0]
     extras = [word for key, word in (("lacks", "region left out"), ("no data on", "no-data region left out"),
+                                     ("own background model", "its own model there"),
                                      ("vignetting", "gain map")) if key in check]
     return head + "".join(f" + {e}" for e in extras)
 
