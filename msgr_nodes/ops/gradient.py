@@ -176,7 +176,7 @@ def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32,
     leaving out the blocks that are mostly ``exclude`` ((H, W) bool), if given."""
     bn, bw = _block_medians(narrow, block).ravel(), _block_medians(wide, block).ravel()
     if exclude is not None:
-        keep = _block_medians(exclude.astype(np.float32), block).ravel() < 0.5
+        keep = _block_medians(exclude.view(np.uint8), block).ravel() < 0.5  # a view: no float copy of the frame
         bn, bw = bn[keep], bw[keep]
     return float(l1_line(bw.astype(np.float64), bn.astype(np.float64))[1])
 
