@@ -17,6 +17,7 @@ import numpy as np
 
 from scipy import ndimage
 
+from ..errors import MsgrError
 from .abe import ABEParams, choose_degree, downsample, fit_background
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
@@ -228,6 +229,12 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        difference; a softer wide image is compared with the narrow one blurred to its resolution
        (BLUR_STEPS); where the wide image is refused, :func:`single_image_floor` models the narrow
        image's background alone.
+    4. Trust is decided region by region: the regions where the wide image holds structure the
+       narrow one lacks (:func:`~msgr_nodes.ops.local_trust.wide_only_regions`) or has no data
+       (:func:`~msgr_nodes.ops.local_trust.uncovered`) are left out and interpolated across, or
+       given the narrow image's own background model where that predicts better; a vignetting
+       lens's gain map (:func:`~msgr_nodes.ops.local_trust.fit_gain`) is taken out of the wide
+       image's structure.
     Each decision is reported in ``info["check"]``.
 
     Parameters
@@ -478,17 +485,16 @@ OWN_BACKGROUND_SHARE = 0.05
 
 def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: np.ndarray, info: dict,
                                   block: int = 8) -> np.ndarray:
-    """``diff`` (H, W), already interpolated across ``region`` (where the wide image has no data), or
-    with the narrow image's own background model there instead, whichever predicts the trusted
-    difference better next to the region (chosen blind, as a held-out check).
+    """``diff`` (H, W), already interpolated across ``region`` ((H, W) bool, where the wide image has
+    no data), or with the narrow image's own background model there instead, whichever predicts the
+    trusted difference better next to the region (chosen blind, as a held-out check).
 
     The model is ABE with its degree chosen by cross-validation, offset to meet the difference in a
-    ring around the region. The check: a ring of the covered frame next to the region, as deep as the
-    region, is held out;
-    the interpolation from beyond it and the offset model each predict it (block means of ``block``
-    px); the model is used if its RMS error is at most OWN_BACKGROUND_MARGIN of the interpolation's.
-    Interpolation cannot know a glow in an
-    uncovered corner; the narrow image's own model can, unless it follows nebula there."""
+    ring around the region. The check holds out a ring of the covered frame next to the region, as
+    deep as the region; the interpolation from beyond it and the offset model each predict it (block
+    means of ``block`` px), and the model is used if its RMS error is at most OWN_BACKGROUND_MARGIN of
+    the interpolation's. Interpolation cannot know a glow in an uncovered corner; the narrow image's
+    own model can, unless it follows nebula there. ``diff`` is changed in place."""
     coarse_region = downsample(region, block) > 0
     # the held-out ring is as deep as the region itself, so the interpolation is tested across as
     # wide a gap as it has to bridge
@@ -503,7 +509,7 @@ def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: 
     try:
         degree, _ = choose_degree(narrow, ABEParams())
         surf, _ = fit_background(narrow, ABEParams(degree=max(degree, 1)))
-    except Exception:  # too few sky boxes: keep the interpolation
+    except MsgrError:  # too few sky boxes: keep the interpolation
         return diff
     own = surf.evaluate()
     own_coarse = downsample(own, block)

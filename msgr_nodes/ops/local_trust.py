@@ -1,9 +1,11 @@
-"""Trust decided per region: the regions where the wide image holds structure the narrow one
-lacks (a reflection, a halo), and the wide image's gain across the field (its lens's vignetting).
+"""Trust decided per region: where the registered wide image has no data (:func:`uncovered`),
+the regions where it holds structure the narrow one lacks (a reflection, a halo:
+:func:`wide_only_regions`), and its gain across the field (its lens's vignetting: :func:`fit_gain`).
 
-Everything here works on the detail bands of :class:`msgr_nodes.ops.gradient.Bands`: float32
-(h, w) band-passes of both images at one working resolution, zero-mean, with a bool (h, w) mask
-``ok`` of the pixels that may be fitted. Gradients do not reach these bands, so a slope measured on
+Apart from :func:`uncovered` (a full-resolution (H, W) plane), everything here works on the
+detail bands of :class:`msgr_nodes.ops.gradient.Bands`: float32 (h, w) band-passes of both images
+at one working resolution, zero-mean, with a bool (h, w) mask ``ok`` of the pixels that may be
+fitted. Gradients do not reach these bands, so a slope measured on
 a tile is the wide -> narrow gain there, and a band's energy is structure, not background.
 """
 from __future__ import annotations
@@ -13,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage, stats
 
-# Tiles along the short side of the frame: enough to see a cloud or a vignetted corner, few
-# enough that each holds tens of thousands of band samples.
+# Tiles along the short side of the frame: enough to see a vignetted corner, few enough that each
+# holds thousands of band samples.
 TILES_SHORT = 6
 # Gain-map model selection: the bowl must beat a constant gain at this false-alarm probability (F
 # test on the tiles' slopes) and vary by at least this much over the frame. Below 8 % a gain
@@ -23,12 +25,12 @@ TILES_SHORT = 6
 # doubled the residual on such a scene), while a fast wide lens's vignetting (-35 % in its
 # corners) varies by 15-20 % over a narrow frame a third of its width.
 GAIN_ALARM = 1e-4
+GAIN_MIN_RANGE = 0.08
 # Tiles the bowl must rest on, counted by their weights ((sum w)^2 / sum w^2): a galaxy field whose
 # few bright tiles carry the fit would draw a bowl from them alone.
 MIN_TILES = 12
 # Independent band samples a tile must hold for its slope to tell the local gain.
 MIN_SAMPLES = 50
-GAIN_MIN_RANGE = 0.08
 # Tiles whose wide band holds less signal than this many times its noise (variances) tell nothing
 # of the local gain.
 SIGNAL_TO_NOISE = 3.0
