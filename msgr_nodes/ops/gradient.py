@@ -79,6 +79,7 @@ class Bands:
     ok: np.ndarray
     reach: int = 1
     sigma: float = 1.0  # the band's scale, working px
+    factor: int = 1  # narrow px per working px (block means of this size)
     defects: float = 0.0  # share of the pixels left out as local defects
     outliers: np.ndarray | None = None  # those pixels (h, w) bool, once detail_slope has found them
 
@@ -126,7 +127,7 @@ class Bands:
         ok = ~ndimage.binary_dilation(~usable, iterations=reach) if not usable.all() else usable
         if bad is not None:
             ok &= ~bad
-        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach, detail_sigma / f)
+        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach, detail_sigma / f, f)
 
     def ratio(self, slope: float) -> float:
         """How much of the narrow image's detail the difference narrow - slope x wide keeps (over the
@@ -358,8 +359,7 @@ def _trust_locally(shape, bands: Bands, b: float, info: dict):
     if bands.outliers is not None:
         regions = wide_only_regions(bands.narrow, bands.wide, bands.outliers, b, tiles, (8 * bands.reach) ** 2)
     if regions is not None:
-        factor = narrow_factor(shape, bands.narrow.shape)
-        mask = upsample_mask(regions, shape, factor)
+        mask = upsample_mask(regions, shape, bands.factor)
         share = float(mask.mean())
         info["wide_only"] = share
         info["check"] += (f"; {100 * share:.1f} % of the frame left out where the wide image holds structure the "
@@ -370,11 +370,6 @@ def _trust_locally(shape, bands: Bands, b: float, info: dict):
         info["check"] += (f"; the wide image's gain varies over the field ({gain.low:.3f}-{gain.high:.3f}: "
                           f"vignetting), taken out multiplicatively")
     return mask, gain
-
-
-def narrow_factor(shape, working_shape) -> int:
-    """The block size of a working grid (h, w) of block means of a (H, W) frame."""
-    return max(1, int(round(shape[0] / working_shape[0])))
 
 
 # Gaussian sigmas (narrow px) tried to bring the narrow image to a softer wide image's resolution:

@@ -247,8 +247,10 @@ class GainMap:
         u, _ = _bowl_coordinates((np.arange(w, dtype=np.float64) + 0.5) / w - 0.5, np.zeros(1), self.aspect)
         _, v = _bowl_coordinates(np.zeros(1), (np.arange(h, dtype=np.float64) + 0.5) / h - 0.5, self.aspect)
         c = self.coef
-        g = (c[0] + c[2] * v + c[3] * v * v)[:, None] + (c[1] * u + c[3] * u * u)[None, :]
-        return g.astype(np.float32)
+        # the two axes' terms apart (small), summed straight into float32: no float64 frame
+        rows = (c[0] + c[2] * v + c[3] * v * v).astype(np.float32)
+        cols = (c[1] * u + c[3] * u * u).astype(np.float32)
+        return rows[:, None] + cols[None, :]
 
 
 def fit_gain(tiles: Tiles, slope: float, working_shape: tuple[int, int], band_sigma: float) -> GainMap | None:
