@@ -1,7 +1,6 @@
 """The recommended graph on imperfect data: local defects are left out, a soft wide image is compared
 at matched resolution, and where the wide image cannot be trusted the narrow one gets a single-image
 background model chosen blind, announced."""
-import json
 import shutil
 
 import numpy as np
@@ -10,30 +9,19 @@ from astropy.io import fits
 
 from msgr_nodes.graph import Graph
 from msgr_nodes.ops.abe import ABEParams, choose_degree
-from msgr_nodes.ops.score import score
-from msgr_nodes.stock import stock_graph
+from pairrun import run_recommended, score_pair
 from synthpair import make_pair
 
 pytestmark = pytest.mark.slow
 
 
 def _score(pair, image_path):
-    truth = json.loads((pair / "truth.json").read_text())
-    get = lambda n: fits.getdata(pair / f"narrow_{n}.fits").astype(np.float64)  # noqa: E731
-    return score(fits.getdata(image_path).astype(np.float64), get("nebula"), get("clean"), get("gradient"),
-                 truth["narrow"]["sky_e"] / 65535)["resid_rms"]
+    return score_pair(pair, image_path)["resid_rms"]
 
 
 def _run(pair, out, narrow="narrow.fits"):
-    out.mkdir(exist_ok=True)
-    g = Graph.load(stock_graph("msgr_additive"))
-    g.set("narrow.path", str(pair / narrow))
-    g.set("wide.path", str(pair / "wide.fits"))
-    g.set("save.path", str(out / "out.fits"))
-    g.set("save_model.path", str(out / "model.fits"))
-    res = g.run()
-    assert res.ok, res.errors
-    return out / "out.fits", out / "model.fits", fits.getheader(out / "out.fits")["MSGRCHK"]
+    out_path, model_path, header = run_recommended(pair, out, narrow)
+    return out_path, model_path, header["MSGRCHK"]
 
 
 def _painted(pair, tmp_path, paint):

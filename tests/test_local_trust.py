@@ -1,7 +1,6 @@
 """Trust decided region by region: the wide image's own structure (a reflection), the part of the
 narrow frame it does not cover, and its lens's vignetting, each left out or taken out locally
 instead of switching the correction off, and each announced."""
-import json
 import shutil
 
 import numpy as np
@@ -9,41 +8,25 @@ import pytest
 from astropy.io import fits
 from scipy import ndimage
 
-from msgr_nodes.graph import Graph
 from msgr_nodes.ops.gradient import large_scales, match_wide
 from msgr_nodes.ops.local_trust import fit_gain, measure_tiles, uncovered, wide_only_regions
-from msgr_nodes.ops.score import score
-from msgr_nodes.stock import stock_graph
+from pairrun import check_history, run_recommended, score_pair
 from synthpair import make_pair
 
 
 def _score(pair, image_path):
-    truth = json.loads((pair / "truth.json").read_text())
-    get = lambda n: fits.getdata(pair / f"narrow_{n}.fits").astype(np.float64)  # noqa: E731
-    return score(fits.getdata(image_path).astype(np.float64), get("nebula"), get("clean"), get("gradient"),
-                 truth["narrow"]["sky_e"] / 65535)["resid_rms"]
+    return score_pair(pair, image_path)["resid_rms"]
 
 
 def _run(pair, out):
     """msgr_additive on the pair: (corrected path, the self-check's HISTORY text)."""
-    out.mkdir(exist_ok=True)
-    g = Graph.load(stock_graph("msgr_additive"))
-    g.set("narrow.path", str(pair / "narrow.fits"))
-    g.set("wide.path", str(pair / "wide.fits"))
-    g.set("save.path", str(out / "out.fits"))
-    g.set("save_model.path", str(out / "model.fits"))
-    res = g.run()
-    assert res.ok, res.errors
-    header = fits.getheader(out / "out.fits")
+    out_path, _, header = run_recommended(pair, out)
     assert header["MSGRCHK"] == "passed"
-    lines = [str(line) for line in header["HISTORY"]]
-    history = "".join(line[len("MSGR check ch1: "):] for line in lines if line.startswith(("MSGR check ch1:",
-                                                                                         "MSGR check ch1+")))
-    return out / "out.fits", history
+    return out_path, check_history(header)
 
 
 def _modified_wide(pair, folder, change):
-    """A copy of ``pair`` whose wide image went through ``change(data, header) -> data``."""
+    """A copy of ``pair`` whose wide image (H, W) went through ``change(data) -> data``."""
     shutil.copytree(pair, folder)
     data, header = fits.getdata(folder / "wide.fits").astype(np.float64), fits.getheader(folder / "wide.fits")
     fits.writeto(folder / "wide.fits", change(data).astype(np.float32), header, overwrite=True)

@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +8,7 @@ from msgr_nodes.cli import main
 from msgr_nodes.errors import MsgrError
 from msgr_nodes.stock import stock_graph
 from msgr_nodes.graph import Graph
-from msgr_nodes.ops.score import score
+from pairrun import check_history, score_pair
 from synthpair import make_pair
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +19,7 @@ DESIGN_IDS = {"narrow", "wide", "abe", "star_align", "stars_narrow", "stars_wide
 
 
 def _score(pair, path):
-    truth = json.loads((pair / "truth.json").read_text())
-    get = lambda n: fits.getdata(pair / f"narrow_{n}.fits").astype(np.float64)  # noqa: E731
-    img = fits.getdata(path).astype(np.float64)
-    return score(img, get("nebula"), get("clean"), get("gradient"), truth["narrow"]["sky_e"] / 65535)
+    return score_pair(pair, path)
 
 
 def test_recipe_graph_keeps_the_public_node_ids_and_expressions():
@@ -82,7 +78,7 @@ def test_unrelated_wide_image_is_never_subtracted(medium_pair, tmp_path):
     assert res.ok, res.errors
     header = fits.getheader(tmp_path / "out.fits")
     assert header["MSGRCHK"] == "single-image fallback"
-    history = "".join(h.split(" ", 3)[3] for h in header["HISTORY"] if h.startswith("MSGR check ch1"))
+    history = check_history(header)
     assert "does not explain" in history and "chosen by cross-validation" in history
     before = _score(medium_pair, medium_pair / "narrow.fits")
     after = _score(medium_pair, tmp_path / "out.fits")
