@@ -19,17 +19,23 @@ def score_pair(pair, image_path) -> dict:
                  truth["narrow"]["sky_e"] / 65535)
 
 
-def run_recommended(pair, out, narrow="narrow.fits"):
-    """msgr_additive on ``pair`` (``narrow`` names its narrow file there), saved into the folder
-    ``out``: (corrected path, model path, the corrected file's header)."""
+def run_recommended(pair, out, narrow="narrow.fits", graph="msgr_additive", result=None):
+    """A stock graph (msgr_additive unless ``graph`` names another) on ``pair`` (``narrow`` names its
+    narrow file there; the cascade's ultra-wide image is ``ultra.fits``), saved into the folder
+    ``out``: (corrected path, model path, the corrected file's header). ``result``, a list, receives
+    the run's :class:`~msgr_nodes.executor.RunResult`."""
     out.mkdir(exist_ok=True)
-    g = Graph.load(stock_graph("msgr_additive"))
+    g = Graph.load(stock_graph(graph))
     g.set("narrow.path", str(pair / narrow))
     g.set("wide.path", str(pair / "wide.fits"))
+    if "ultra" in g.nodes:
+        g.set("ultra.path", str(pair / "ultra.fits"))
     g.set("save.path", str(out / "out.fits"))
     g.set("save_model.path", str(out / "model.fits"))
     res = g.run()
     assert res.ok, res.errors
+    if result is not None:
+        result.append(res)
     return out / "out.fits", out / "model.fits", fits.getheader(out / "out.fits")
 
 

@@ -7,7 +7,9 @@ generator beside the project). One function, :func:`make_pair`, writes into a fo
 * ``*_clean.fits``: sky pedestal + nebula + stars (no gradient, no noise);
 * ``*_nebula.fits``: sky pedestal + nebula (no stars);
 * ``*_gradient.fits``: the injected additive gradient;
-* ``truth.json``: sizes, scales, rotation, the true linear relation, sky levels.
+* ``truth.json``: sizes, scales, rotation, the true linear relation, sky levels;
+* with ``ultra_ratio``, also ``ultra.fits`` (and its ``_clean``, ``_nebula``, ``_gradient``): a third,
+  wider image of the same sky centred on the wide one, for the cascade graph.
 
 Values are float32 in units of 1/65535 e- (1.0 = 65535 e- = saturation), arrays (H, W) in FITS
 order. The narrow image has a TAN WCS, the wide one TAN-SIP (the SIP terms hold a radial
@@ -144,7 +146,8 @@ def _observe(model_e, rng, frames, read_noise=4.0):
 def make_pair(out, narrow_size=(400, 300), seed=1, ratio=3.0, wide_fov=1.8, rotation=2.5,
               distortion=2.0, narrow_scale=3.5, narrow_fwhm=3.0, wide_fwhm=2.2, frames=8,
               wide_sb_factor=0.8, gradient_strength=1.0, nebula_level=1500.0, narrow_sky=1000.0,
-              wide_sky=900.0, star_density=2e-3, texture_step=4.0) -> Path:
+              wide_sky=900.0, star_density=2e-3, texture_step=4.0, wide_glow=0.0, ultra_ratio=None,
+              ultra_fov=3.6, ultra_sb_factor=None) -> Path:
     """Write a narrow/wide pair into the folder ``out`` (see the module doc); returns ``out``.
 
     Parameters
@@ -171,6 +174,17 @@ def make_pair(out, narrow_size=(400, 300), seed=1, ratio=3.0, wide_fov=1.8, rota
         Scales both injected gradients.
     star_density : float
         Stars per narrow pixel^2 (2e-3: a rich Milky Way field).
+    wide_glow : float
+        A glow from just outside a corner of the wide frame, added to the wide image's gradient, in
+        units of its sky (0.5: a light dome that a low-degree polynomial cannot follow).
+    ultra_ratio, ultra_fov : float or None, float
+        Write a third image: ultra-wide pixel scale / narrow pixel scale, and its field / narrow field.
+    ultra_sb_factor : float or None
+        The ultra-wide image's surface brightness / narrow (default ``wide_sb_factor``; 0 = stars only,
+        a reference whose sky does not match).
+
+    The glow and the ultra-wide image draw from a second generator, so that ``wide_glow`` leaves the
+    rest of the pair as it was (``ultra_ratio`` does not: the sky is drawn over the larger field).
     """
     rng = np.random.default_rng(seed)
     out = Path(out)
@@ -183,6 +197,11 @@ def make_pair(out, narrow_size=(400, 300), seed=1, ratio=3.0, wide_fov=1.8, rota
     ra_w, dec_w = (float(c) for c in wn.all_pix2world((nx - 1) / 2 + dx, (ny - 1) / 2 + dy, 0))
     k1 = distortion / (0.5 * math.hypot(wx, wy)) ** 3
     ww = _wcs((wy, wx), ra_w, dec_w, narrow_scale * ratio, rotation, k1)
+    extra = np.random.default_rng(seed + 7919)  # the ultra-wide image and the wide glow
+    if ultra_ratio:
+        ux, uy = int(round(nx * ultra_fov / ultra_ratio)), int(round(ny * ultra_fov / ultra_ratio))
+        wu = _wcs((uy, ux), ra_w, dec_w, narrow_scale * ultra_ratio, -1.5 * rotation,
+                  distortion / (0.5 * math.hypot(ux, uy)) ** 3)
 
     # Positions are narrow-frame pixel coordinates: the wide pixels go there through both WCS.
     yw, xw = np.mgrid[0:wy, 0:wx].astype(float)
@@ -191,6 +210,11 @@ def make_pair(out, narrow_size=(400, 300), seed=1, ratio=3.0, wide_fov=1.8, rota
     margin = 8 * texture_step
     x_lo, y_lo = min(xw_n.min(), 0) - margin, min(yw_n.min(), 0) - margin
     x_hi, y_hi = max(xw_n.max(), nx) + margin, max(yw_n.max(), ny) + margin
+    if ultra_ratio:
+        yu, xu = np.mgrid[0:uy, 0:ux].astype(float)
+        xu_n, yu_n = wn.all_world2pix(*wu.all_pix2world(xu, yu, 0), 0)
+        x_lo, y_lo = min(x_lo, xu_n.min() - margin), min(y_lo, yu_n.min() - margin)
+        x_hi, y_hi = max(x_hi, xu_n.max() + margin), max(y_hi, yu_n.max() + margin)
     tex = _texture((int((y_hi - y_lo) / texture_step) + 1, int((x_hi - x_lo) / texture_step) + 1), rng)
     yn, xn = np.mgrid[0:ny, 0:nx].astype(float)
 
@@ -220,12 +244,26 @@ def make_pair(out, narrow_size=(400, 300), seed=1, ratio=3.0, wide_fov=1.8, rota
     nebula_w = wide_sky + nebula_level * wide_sb_factor * neb_w
     grad_n = _narrow_gradient((ny, nx), narrow_sky, rng, gradient_strength)
     grad_w = _wide_gradient((wy, wx), wide_sky, rng, gradient_strength)
+    if wide_glow:
+        u, v = _unit_coords((wy, wx))
+        psi = extra.uniform(0, 2 * math.pi)
+        grad_w = grad_w + wide_glow * wide_sky * (1 + ((u - 1.1 * math.cos(psi)) ** 2 + (v - 1.1 * math.sin(psi)) ** 2)
+                                                  / 0.55 ** 2) ** -1.5
     clean_n, clean_w = nebula_n + stars_n, nebula_w + stars_w
     obs_n = _observe(clean_n + grad_n, rng, frames)
     obs_w = _observe(clean_w + grad_w, rng, frames)
+    images = [("narrow", wn, (obs_n, clean_n, nebula_n, grad_n)), ("wide", ww, (obs_w, clean_w, nebula_w, grad_w))]
+    if ultra_ratio:
+        sb = wide_sb_factor if ultra_sb_factor is None else ultra_sb_factor
+        neb_u = ndimage.gaussian_filter(sample(xu_n, yu_n, ultra_ratio / texture_step), wide_fwhm / 2.3548)
+        suw, suy = wu.all_world2pix(s_ra, s_dec, 0, tolerance=1e-6, maxiter=50, quiet=True)
+        stars_u = _moffat_stars((uy, ux), suw, suy, flux_n * wide_sb_factor / ultra_ratio ** 2, wide_fwhm)
+        nebula_u = wide_sky + nebula_level * sb * neb_u
+        grad_u = _wide_gradient((uy, ux), wide_sky, extra, gradient_strength)
+        clean_u = nebula_u + stars_u
+        images.append(("ultra", wu, (_observe(clean_u + grad_u, extra, frames), clean_u, nebula_u, grad_u)))
 
-    for kind, w, arrays in (("narrow", wn, (obs_n, clean_n, nebula_n, grad_n)),
-                            ("wide", ww, (obs_w, clean_w, nebula_w, grad_w))):
+    for kind, w, arrays in images:
         for suffix, arr in zip(("", "_clean", "_nebula", "_gradient"), arrays):
             hdr = w.to_header(relax=True)
             hdr["BUNIT"] = ("1/65535 e-", "1.0 = 65535 electrons")
@@ -241,6 +279,9 @@ def make_pair(out, narrow_size=(400, 300), seed=1, ratio=3.0, wide_fov=1.8, rota
         "linear_relation": {"a": 1.0 / wide_sb_factor, "b": narrow_sky - wide_sky / wide_sb_factor},
         "stars": int(n_stars),
     }
+    if ultra_ratio:
+        truth["ultra"] = {"shape": [uy, ux], "scale_arcsec": narrow_scale * ultra_ratio, "fwhm_px": wide_fwhm,
+                          "sky_e": wide_sky}
     (out / "truth.json").write_text(json.dumps(truth, indent=1))
     return out
 
