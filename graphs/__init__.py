@@ -1,1 +1,1 @@
-"""Stock graph files (package data): msgr.json and msgr_additive.json."""
+"""Stock graph files (package data): msgr.json, msgr_additive.json and msgr_cascade.json."""

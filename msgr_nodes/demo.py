@@ -27,8 +27,12 @@ def before_after_png(before: np.ndarray, after: np.ndarray, model: np.ndarray, p
 
 
 def self_check(result) -> str:
-    """The verdict of the graph's self-checking fit (DetailFit), or "-" for a graph without one."""
-    for node in result.results.values():
+    """The verdict of the graph's self-checking fit (DetailFit: the one of id ``detail_fit`` where a
+    cascade has several), or "-" for a graph without one."""
+    nodes = list(result.results.values())
+    if "detail_fit" in result.results:
+        nodes.insert(0, result.results["detail_fit"])
+    for node in nodes:
         channels = node.metadata.get("channels") or [{}]
         if "check" in channels[0]:
             return channels[0]["check"]

@@ -321,7 +321,7 @@ def test_stock_graphs_are_found_by_name_and_listed(tmp_path, monkeypatch, capsys
     monkeypatch.chdir(tmp_path)
     assert main(["graphs"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [l.split()[0] for l in out] == ["msgr", "msgr_additive"]
+    assert [l.split()[0] for l in out] == ["msgr", "msgr_additive", "msgr_cascade"]
     assert all(len(l.split(None, 1)) == 2 for l in out)  # a name and its title
     assert main(["sample"]) == 0
     assert main(["validate", "msgr", "-s", "narrow.path=narrow.fits.fz", "-s", "wide.path=wide.fits.fz"]) == 0
@@ -329,7 +329,7 @@ def test_stock_graphs_are_found_by_name_and_listed(tmp_path, monkeypatch, capsys
     assert main(["validate", "msgr"]) == 1
     assert "is a folder" in capsys.readouterr().err
     assert main(["validate", "nothing_like_this"]) == 1
-    assert "stock graphs, usable by name: msgr, msgr_additive" in capsys.readouterr().err
+    assert "stock graphs, usable by name: msgr, msgr_additive, msgr_cascade" in capsys.readouterr().err
 
 
 def test_python_set_resolves_paths_against_the_current_folder(tmp_path, monkeypatch):

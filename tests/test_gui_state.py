@@ -183,7 +183,7 @@ def test_copy_as_command_repeats_the_edits_headless(tmp_path):
 def test_layered_layout_never_overlaps_and_keeps_links_left_to_right(tmp_path):
     from msgr_nodes.gui.layout import estimated_size, layered_positions, overlaps
 
-    for name in ("msgr", "msgr_additive"):
+    for name in ("msgr", "msgr_additive", "msgr_cascade"):
         st = EditorState.open(name, settings_dir=tmp_path)
         g = st.graph
         sizes = {nid: estimated_size(g, nid) for nid in g.nodes}

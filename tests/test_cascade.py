@@ -1,0 +1,62 @@
+"""The cascade stock graph: an ultra-wide image corrects the wide one, which corrects the narrow one.
+
+Where the wide image's own background is what limits msgr_additive (here a glow from beyond a corner
+of the wide frame, which the wide image's degree-2 ABE cannot follow), the ultra-wide image, on which
+that glow is nearly flat, takes it out first. Where the ultra-wide image does not match (its sky
+holds no nebula), the wide image's DetailFit refuses it and the result is msgr_additive's."""
+import json
+
+import pytest
+
+from msgr_nodes.graph import Graph
+from msgr_nodes.stock import stock_graph
+from pairrun import check_history, run_recommended, score_pair
+from synthpair import make_pair
+
+
+@pytest.fixture(scope="module")
+def triplet(tmp_path_factory):
+    """400x300 narrow; wide at 3x the scale with a glow of 0.5 x its sky; ultra-wide at 6x, 3.6x the field."""
+    return make_pair(tmp_path_factory.mktemp("triplet"), seed=3, wide_glow=0.5, ultra_ratio=6.0, ultra_fov=3.6)
+
+
+def _run(pair, out, graph):
+    runs = []
+    out_path, _, header = run_recommended(pair, out, graph=graph, result=runs)
+    return score_pair(pair, out_path)["resid_rms"], header, runs[0]
+
+
+def test_cascade_keeps_the_recommended_graphs_node_ids():
+    """From star_align on, the cascade is msgr_additive with the same node ids (scripts that set
+    ``detail_fit.*`` or ``gradient_model.*`` work on both); only ABE on the wide image is replaced."""
+    additive = json.loads(stock_graph("msgr_additive").read_text())
+    cascade = json.loads(stock_graph("msgr_cascade").read_text())
+    assert set(additive["nodes"]) - set(cascade["nodes"]) == {"abe"}
+    assert set(cascade["nodes"]) - set(additive["nodes"]) == {"ultra", "abe_ultra", "ultra_align", "stars_ultra",
+                                                              "stars_wide_own", "wide_fit", "wide_model",
+                                                              "wide_corrected"}
+    g = Graph.load("msgr_cascade")
+    assert g.incoming("star_align")["target"].src == "wide_corrected"
+    assert g.incoming("wide_fit")["narrow"].src == "stars_wide_own"
+
+
+def test_cascade_takes_out_the_wide_images_own_glow(triplet, tmp_path):
+    additive, _, _ = _run(triplet, tmp_path / "additive", "msgr_additive")
+    cascade, header, res = _run(triplet, tmp_path / "cascade", "msgr_cascade")
+    # both DetailFits trusted their reference
+    assert res.results["wide_fit"].metadata["channels"][0]["check"].startswith("passed")
+    assert check_history(header).startswith("passed") and header["MSGRCHK"] == "passed"
+    assert additive > 1.0  # the wide image's glow is carried into the narrow image's model
+    assert cascade < 0.6 and cascade < 0.5 * additive, (cascade, additive)
+
+
+def test_cascade_with_a_reference_that_does_not_match_gives_the_recommended_result(tmp_path):
+    """An ultra-wide image whose sky holds no nebula (stars only) explains none of the wide image's
+    detail: its DetailFit refuses it, says so, and gives the wide image its own background model."""
+    pair = make_pair(tmp_path / "pair", seed=3, wide_glow=0.5, ultra_ratio=6.0, ultra_fov=3.6, ultra_sb_factor=0.0)
+    additive, _, _ = _run(pair, tmp_path / "additive", "msgr_additive")
+    cascade, _, res = _run(pair, tmp_path / "cascade", "msgr_cascade")
+    wide_fit = res.results["wide_fit"]
+    assert not wide_fit.metadata["channels"][0]["check"].startswith("passed")
+    assert any("single-image fallback" in w or "no correction" in w for w in wide_fit.warnings), wide_fit.warnings
+    assert cascade <= 1.1 * additive, (cascade, additive)
