@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import networkx as nx
+
 from .errors import GraphInvalid, MsgrError
 from .executor import Executor
 from .graph import Graph
@@ -248,10 +250,11 @@ def run_job(graph_json: str, base_dir: str, job: Job, cache_dir: str | None = No
         else:
             result.error = next(iter(res.errors.values()), "") or next(iter(res.skipped.values()), "cancelled")
         checks = set()
-        for r in res.results.values():
+        for nid, r in res.results.items():
             channels = [c for c in r.metadata.get("channels", []) if isinstance(c, dict)]
             checks |= {c.get("check", "").split(":")[0].split(";")[0] for c in channels}
-            result.slopes += [float(c.get("b_measured", c.get("b", 0.0))) for c in channels if "b" in c]
+            if outputs is None or nid in outputs:  # a first pass measures only the nodes it was asked for
+                result.slopes += [float(c.get("b_measured", c.get("b", 0.0))) for c in channels if "b" in c]
             result.written += r.metadata.get("written", [])
         result.verdict = ", ".join(sorted(c for c in checks if c))
     result.seconds = time.perf_counter() - t0
@@ -391,12 +394,19 @@ def _collect(futures, on_done) -> dict[str, JobResult]:
 def mosaic_settings(graph: GraphModel, jobs: list[Job], client=None, *, shared: Iterable[tuple[str, str]] = (),
                     workers: int | None = None, cache_dir: str | os.PathLike | None = None) -> list[tuple[str, str]]:
     """The settings that put a mosaic's panels on one background: a first pass runs each job up
-    to its DetailFit nodes (nothing is saved) and measures the slopes b; every DetailFit then gets
-    their median and ``offset=none``, every LargeScales ``zero_median=false``. Raises MsgrError
-    when the graph has no DetailFit node or no job measured a slope."""
-    fits = [nid for nid, n in graph.nodes.items() if n.type == "DetailFit"]
+    to the DetailFit nodes that fit the panels (nothing is saved) and measures the slopes b; those
+    DetailFits then get their median and ``offset=none``, the LargeScales nodes below them
+    ``zero_median=false``. The panel DetailFits are those downstream of a node the jobs set (the
+    panel's Load); a DetailFit that only sees what every job shares (the cascade's wide image
+    corrected by the ultra-wide one) is the same for every panel and is left as it is. Raises
+    MsgrError when the graph has no DetailFit node or no job measured a slope."""
+    nx_graph = graph.to_networkx()
+    varied = {key.split(".")[0] for job in jobs for key in job.settings} & set(graph.nodes)
+    below = set().union(*(nx.descendants(nx_graph, nid) | {nid} for nid in varied)) if varied else set(graph.nodes)
+    fits = [nid for nid, n in graph.nodes.items() if n.type == "DetailFit" and nid in below]
     if not fits:
-        raise MsgrError("--mosaic needs a graph with a DetailFit node (msgr_additive has one)")
+        raise MsgrError("--mosaic needs a graph with a DetailFit node below the panels' input (msgr_additive "
+                        "has one)")
     first = batch(graph, jobs, client, shared=shared, workers=workers, cache_dir=cache_dir, outputs=fits)
     slopes = [b for r in first if r.status == "ok" for b in r.slopes if b > 0]
     if not slopes:
@@ -404,7 +414,9 @@ def mosaic_settings(graph: GraphModel, jobs: list[Job], client=None, *, shared: 
                                                                          for r in first[:3]) + ")")
     b = float(sorted(slopes)[len(slopes) // 2])
     out = [(f"{nid}.slope", f"{b:.6f}") for nid in fits] + [(f"{nid}.offset", "none") for nid in fits]
-    out += [(f"{nid}.zero_median", "false") for nid, n in graph.nodes.items() if n.type == "LargeScales"]
+    models = set().union(*(nx.descendants(nx_graph, nid) for nid in fits))
+    out += [(f"{nid}.zero_median", "false") for nid, n in graph.nodes.items() if n.type == "LargeScales"
+            and nid in models]
     return out
 
 

@@ -19,6 +19,7 @@ from msgr_nodes.batchrun import local_cluster, jobs_from_each, jobs_from_manifes
 from msgr_nodes.cli import main
 from msgr_nodes.errors import MsgrError
 from msgr_nodes.graph import Graph
+from synthpair import make_pair
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +253,23 @@ def test_mosaic_settings_give_every_panel_the_median_slope(client, small_pair, t
     assert float(settings["detail_fit.slope"]) > 0
     assert settings["detail_fit.offset"] == "none" and settings["gradient_model.zero_median"] == "false"
     assert not list(tmp_path.glob("*_msgr*.fits"))  # the first pass saves nothing
+
+
+def test_mosaic_settings_leave_the_cascades_shared_stage_alone(client, tmp_path):
+    """In the cascade, wide_fit fits the wide image to the ultra-wide one: the same for every panel,
+    so the mosaic's common slope and offset are for detail_fit (the panels') only."""
+    import shutil
+
+    pair = make_pair(tmp_path / "triplet", seed=3, ultra_ratio=6.0, ultra_fov=3.6)
+    for k in range(2):
+        shutil.copy(pair / "narrow.fits", tmp_path / f"panel{k}.fits")
+    graph = Graph.load("msgr_cascade")
+    graph.set("wide.path", str(pair / "wide.fits"))
+    graph.set("ultra.path", str(pair / "ultra.fits"))
+    settings = dict(mosaic_settings(graph, jobs_from_each([("narrow.path", str(tmp_path / "panel*.fits"))]), client))
+    assert sorted(settings) == ["detail_fit.offset", "detail_fit.slope", "gradient_model.zero_median"]
+    # the panels' slope (narrow = 1.25 x wide in this pair), not the wide image's slope on the ultra-wide one (1)
+    assert abs(float(settings["detail_fit.slope"]) - 1.25) < 0.05
 
 
 def test_batch_mosaic_corrects_every_panel_with_one_slope(small_pair, tmp_path, capsys):
