@@ -183,16 +183,23 @@ def load_score():
     return mod
 
 
-def run_graph(name, pair, out, ex):
+def run_graph(name, pair, out, ex, results=None):
+    """A stock graph on the pair (the cascade's ultra-wide image is the pair's ``ultra.fits``), saved
+    into ``out``: (corrected path or None, seconds, the self-check's verdict or the errors); ``results``,
+    a list, receives the RunResult."""
     g = Graph.load(stock_graph(name))
     g.set("narrow.path", str(pair / "narrow.fits"))
     g.set("wide.path", str(pair / "wide.fits"))
+    if "ultra" in g.nodes:
+        g.set("ultra.path", str(pair / "ultra.fits"))
     g.set("save.path", str(out / f"{name[:-5]}.fits"))
     g.set("save_model.path", str(out / f"{name[:-5]}_model.fits"))
     g.set("save.overwrite", True)
     g.set("save_model.overwrite", True)
     t = time.perf_counter()
     res = ex.run(g)
+    if results is not None:
+        results.append(res)
     if not res.ok:
         return None, time.perf_counter() - t, "; ".join(list(res.errors.values()) + list(res.skipped.values()))
     check = self_check(res)

@@ -1,0 +1,102 @@
+"""The cascade stock graph against the recommended one: an ultra-wide image of the same sky corrects
+the wide image before the wide image corrects the narrow one.
+
+    python benchmarks/cascade.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--only NAME ...]
+
+Each scene is a pair made with make_pairs.py, as in quality.py, plus an ultra-wide image: the same
+make_pairs.py arguments with twice the wide image's pixel-scale ratio and twice its field (the wide
+image of that second run). Columns: uncorrected, msgr_additive.json (narrow + wide), its floor
+with the truth's gradient-free wide image, msgr_cascade.json (narrow + wide + ultra-wide) and the
+wide image's DetailFit verdict on the ultra-wide one. ``resid_rms`` in % of sky from
+``../shared/bench/score.py``.
+"""
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pairs import make_pair  # noqa: E402
+from quality import IMPERFECT, SCENES, load_score, run_graph, rung, truth_wide  # noqa: E402
+
+from msgr_nodes.executor import Executor  # noqa: E402
+
+# the scenes whose result is limited by the wide image's own background (see quality.py's table:
+# a floor well below the result), and three where it is not
+NAMES = ["rcw32 r3 simple", "rcw32 r3 complex", "rcw32 r5 complex x2", "n7000 r3 complex", "1 frame",
+         "2 frames, complex", "rcw32 seed 26 (as is)", "faint wide sb 0.3", "virgo r4 complex",
+         "m42 r2.5 simple x2", "ic1805 (heart)"]
+
+
+def option(args, name, default):
+    return float(args[args.index(name) + 1]) if name in args else default
+
+
+def ultra_args(args):
+    """make_pairs.py arguments for the ultra-wide image: twice the wide image's scale ratio and field."""
+    rest, skip = [], False
+    for i, a in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if a in ("--ratio", "--wide-fov"):
+            skip = True
+            continue
+        rest.append(a)
+    return rest + ["--ratio", str(2 * option(args, "--ratio", 3.0)),
+                   "--wide-fov", str(2 * option(args, "--wide-fov", 1.8))]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "msgr-bench-pairs")
+    ap.add_argument("--out", type=Path, default=Path("benchmark-cascade"))
+    ap.add_argument("--size", nargs=2, default=["2000", "1500"])
+    ap.add_argument("--only", nargs="*", help="scene names to run (default all)")
+    a = ap.parse_args()
+    score_mod = load_score()
+    table = {n: args for n, args in SCENES} | {n: args for n, args, modifier in IMPERFECT if modifier is None}
+    names = a.only or NAMES
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        sys.exit(f"unknown scene(s) {unknown}; scenes: {NAMES}")
+    print("| scene | uncorrected | msgr_additive.json | floor (truth wide) | **msgr_cascade.json** | wide's verdict on "
+          "the ultra-wide |\n| --- | --- | --- | --- | --- | --- |", flush=True)
+    rows = []
+    for scene in names:
+        args = table[scene]
+        tag = scene.replace(" ", "_").replace("/", "-").replace("%", "pc").replace("(", "").replace(")", "")
+        tag = tag.replace(",", "")
+        deb = ["--apt-download"] if any(p in args for p in ("n7000", "m42")) or "--texture" in args else []
+        size = ["--narrow-size", *a.size]
+        pair = make_pair(a.workdir / f"cascade_{tag}_{a.size[0]}", *args, *deb, *size)
+        ultra_dir = make_pair(a.workdir / f"cascade_{tag}_{a.size[0]}_ultra", *ultra_args(args), *deb, *size)
+        if not (pair / "ultra.fits").exists():
+            shutil.copy(ultra_dir / "wide.fits", pair / "ultra.fits")
+        truth = json.loads((pair / "truth.json").read_text())
+        sky = truth["narrow"]["sky_e"] / 65535.0
+        out = a.out.resolve() / tag
+        out.mkdir(parents=True, exist_ok=True)
+        ex = Executor(jobs=2, memory_bytes=4 * 1024 ** 3)
+        row = {"scene": scene, "uncorrected": score_mod.score(score_mod.load(pair / "narrow.fits"), pair, sky)}
+        for name in ("msgr_additive.json", "msgr_cascade.json"):
+            runs = []
+            path, _, note = run_graph(name, pair, out, ex, runs)
+            row[name] = score_mod.score(score_mod.load(path), pair, sky) if path else None
+            row[f"{name} verdict"] = note
+        wide_fit = runs[0].results.get("wide_fit")
+        row["wide verdict"] = wide_fit.metadata["channels"][0]["check"] if wide_fit else "failed"
+        path, _, _ = run_graph("msgr_additive.json", truth_wide(pair, out), out / "truth_wide", ex)
+        row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
+        rows.append(row)
+        cell = lambda s: "failed" if s is None else f"{s['resid_rms']:.2f}"  # noqa: E731
+        print(f"| {scene} | {cell(row['uncorrected'])} | {cell(row['msgr_additive.json'])} | {cell(row['floor'])} "
+              f"| **{cell(row['msgr_cascade.json'])}** | {rung(row['wide verdict'])} |", flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "cascade.json").write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
