@@ -271,11 +271,13 @@ def test_pixelmath_division_by_zero_says_what_it_gives_and_counts_pixels(tmp_pat
 # ------------------------------------------------------------------ Ctrl-C
 @pytest.mark.slow
 def test_ctrl_c_stops_the_run_at_once_and_leaves_no_partial_files(tmp_path, rng):
-    fits.writeto(tmp_path / "big.fits", rng.random((1500, 2000), dtype=np.float32))
+    # 3000x2000: the exact MMT takes 10 s or more here (at 2000x1500 it had become 5 s, and one CI
+    # run saw the whole graph finish before the signal)
+    fits.writeto(tmp_path / "big.fits", rng.random((2000, 3000), dtype=np.float32))
     (tmp_path / ".out.fits.stale.part").write_bytes(b"left by a killed run")
     g = Graph(base_dir=tmp_path)
     g.add_node("Load", "narrow", {"path": "big.fits"})
-    g.add_node("MMT", "mmt", {"remove_layers": 8, "layers": 8, "method": "exact"})  # about 10 s
+    g.add_node("MMT", "mmt", {"remove_layers": 8, "layers": 8, "method": "exact"})
     g.add_node("Save", "save", {"path": "out.fits"})
     g.link("narrow", "image", "mmt", "image")
     g.link("mmt", "image", "save", "image")
@@ -292,6 +294,7 @@ def test_ctrl_c_stops_the_run_at_once_and_leaves_no_partial_files(tmp_path, rng)
             time.sleep(0.05)
         assert any("[mmt] started" in l for l in lines), lines
         time.sleep(0.5)
+        assert proc.poll() is None, f"the run ended before Ctrl-C could be sent: {lines}"
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=10)
