@@ -39,6 +39,14 @@ def run(ctx, inputs, params):
     header = n.header.copy()
     verdicts = ["passed" if i["check"].startswith("passed") else i["check"].split(":")[0] for i in infos]
     header["MSGRCHK"] = (", ".join(dict.fromkeys(verdicts))[:40], "MSGR self-check; see HISTORY")
+    # the wide image's own check, where another DetailFit corrected it (the cascade: the wide image
+    # matched to an ultra-wide one), is kept beside this one's as "MSGR wide check"
+    wide_checks = [str(h)[len("MSGR "):] for h in w.header.get("HISTORY", []) if str(h).startswith("MSGR check")]
+    if wide_checks:
+        first = wide_checks[0].split(":", 1)[1].strip() if ":" in wide_checks[0] else ""
+        header["MSGRWCHK"] = (first.split(";")[0].split(":")[0][:40], "self-check of the wide image's correction")
+        for h in wide_checks:
+            header.add_history(f"MSGR wide {h}")
     for c, i in enumerate(infos):
         # every line starts with MSGR, so that nodes downstream carry all of them to the saved file
         text = i["check"]
@@ -49,7 +57,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=3, category="Multiscale",
+    type="DetailFit", version=4, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -64,7 +72,8 @@ SPEC = NodeSpec(
          "explains none of it the wide image is not used at all: the difference is then a background model "
          "of the narrow image alone (ABE, its degree chosen by cross-validation), or zero where even that "
          "finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
-         "saved files.",
+         "saved files; where the wide image was itself corrected by a DetailFit (msgr_cascade), that check "
+         "travels too (MSGRWCHK, and HISTORY lines MSGR wide check).",
     run=run,
     inputs=(Port(name="narrow", type="image", help="the starless narrow image"),
             Port(name="wide", type="image", help="the starless wide image registered onto the narrow grid")),

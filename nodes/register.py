@@ -31,13 +31,17 @@ def run(ctx, inputs, params):
     if "inliers" in stats:
         ctx.progress(1.0, f"{stats['inliers']} stars, rms {stats['rms_target_px']:.3f} target px")
     header = ref.header.copy()  # the output lies on the reference grid, so the reference's WCS applies
+    # what msgr-nodes did to the target (a cascade's check of the wide image) travels with its pixels
+    for card in tgt.header.cards:
+        if card.keyword == "HISTORY" and str(card.value).startswith("MSGR"):
+            header.add_history(card.value)
     return {"image": Image(out, header, tgt.name, dict(tgt.meta)),
             "footprint": Image(cover, header.copy(), "footprint"),
             "transform": reg.to_dict()}
 
 
 SPEC = NodeSpec(
-    type="Register", version=1, category="Geometry",
+    type="Register", version=2, category="Geometry",
     help="Star alignment: resample the target (wide field) onto the reference (narrow field) grid. The "
          "narrow field is found inside the wide one from both WCS headers or, without them, by a star "
          "pattern search over scales 1-8, rotations and mirroring; then a projective model (RANSAC) and a "

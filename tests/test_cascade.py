@@ -46,6 +46,9 @@ def test_cascade_takes_out_the_wide_images_own_glow(triplet, tmp_path):
     # both DetailFits trusted their reference
     assert res.results["wide_fit"].metadata["channels"][0]["check"].startswith("passed")
     assert check_history(header).startswith("passed") and header["MSGRCHK"] == "passed"
+    # the wide image's own check travels to the saved file beside the narrow image's
+    assert header["MSGRWCHK"] == "passed"
+    assert any(str(h).startswith("MSGR wide check ch1: passed") for h in header["HISTORY"])
     assert additive > 1.0  # the wide image's glow is carried into the narrow image's model
     assert cascade < 0.6 and cascade < 0.5 * additive, (cascade, additive)
 
@@ -55,8 +58,9 @@ def test_cascade_with_a_reference_that_does_not_match_gives_the_recommended_resu
     detail: its DetailFit refuses it, says so, and gives the wide image its own background model."""
     pair = make_pair(tmp_path / "pair", seed=3, wide_glow=0.5, ultra_ratio=6.0, ultra_fov=3.6, ultra_sb_factor=0.0)
     additive, _, _ = _run(pair, tmp_path / "additive", "msgr_additive")
-    cascade, _, res = _run(pair, tmp_path / "cascade", "msgr_cascade")
+    cascade, header, res = _run(pair, tmp_path / "cascade", "msgr_cascade")
     wide_fit = res.results["wide_fit"]
+    assert header["MSGRWCHK"] in ("single-image fallback", "no correction"), header["MSGRWCHK"]
     assert not wide_fit.metadata["channels"][0]["check"].startswith("passed")
     assert any("single-image fallback" in w or "no correction" in w for w in wide_fit.warnings), wide_fit.warnings
     assert cascade <= 1.1 * additive, (cascade, additive)
