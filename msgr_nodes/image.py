@@ -71,6 +71,16 @@ class Image:
         merged = {**self.meta, **meta}
         return Image(data, self.header.copy(), self.name if name is None else name, merged)
 
+    def take_msgr_cards(self, header: fits.Header) -> None:
+        """Append msgr-nodes' own cards (MSGR*, where this header has none of that name) and MSGR
+        HISTORY lines from another image's header: a check's verdict travels with the pixels it
+        produced, through every node to the saved file."""
+        for card in header.cards:
+            if card.keyword.startswith("MSGR") and card.keyword not in self.header:
+                self.header.append(card)
+            elif card.keyword == "HISTORY" and str(card.value).startswith("MSGR"):
+                self.header.add_history(card.value)
+
     def describe(self) -> str:
         kind = "RGB" if self.is_color else "mono"
         return f"{self.width}x{self.height} {kind}"

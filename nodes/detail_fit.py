@@ -41,12 +41,11 @@ def run(ctx, inputs, params):
     header["MSGRCHK"] = (", ".join(dict.fromkeys(verdicts))[:40], "MSGR self-check; see HISTORY")
     # the wide image's own check, where another DetailFit corrected it (the cascade: the wide image
     # matched to an ultra-wide one), is kept beside this one's as "MSGR wide check"
-    wide_checks = [str(h)[len("MSGR "):] for h in w.header.get("HISTORY", []) if str(h).startswith("MSGR check")]
-    if wide_checks:
-        first = wide_checks[0].split(":", 1)[1].strip() if ":" in wide_checks[0] else ""
-        header["MSGRWCHK"] = (first.split(";")[0].split(":")[0][:40], "self-check of the wide image's correction")
-        for h in wide_checks:
-            header.add_history(f"MSGR wide {h}")
+    if "MSGRCHK" in w.header:
+        header["MSGRWCHK"] = (w.header["MSGRCHK"], "self-check of the wide image's correction")
+        for h in w.header.get("HISTORY", []):
+            if str(h).startswith("MSGR check"):
+                header.add_history(f"MSGR wide {str(h)[len('MSGR '):]}")
     for c, i in enumerate(infos):
         # every line starts with MSGR, so that nodes downstream carry all of them to the saved file
         text = i["check"]

@@ -61,13 +61,8 @@ def run(ctx, inputs, params):
     out = target.derive(data, name=params.get("output_name") or target.name)
     # msgr-nodes' own check cards (MSGR*) and their HISTORY travel from every input to the result
     for name in program.inputs:
-        if name == program.target:
-            continue
-        for card in inputs[name].header.cards:
-            if card.keyword.startswith("MSGR") and card.keyword not in out.header:
-                out.header.append(card)
-            elif card.keyword == "HISTORY" and str(card.value).startswith("MSGR"):
-                out.header.add_history(card.value)
+        if name != program.target:
+            out.take_msgr_cards(inputs[name].header)
     return {"image": out}
 
 

@@ -31,12 +31,11 @@ def run(ctx, inputs, params):
     if "inliers" in stats:
         ctx.progress(1.0, f"{stats['inliers']} stars, rms {stats['rms_target_px']:.3f} target px")
     header = ref.header.copy()  # the output lies on the reference grid, so the reference's WCS applies
+    image = Image(out, header, tgt.name, dict(tgt.meta))
     # what msgr-nodes did to the target (a cascade's check of the wide image) travels with its pixels
-    for card in tgt.header.cards:
-        if card.keyword == "HISTORY" and str(card.value).startswith("MSGR"):
-            header.add_history(card.value)
-    return {"image": Image(out, header, tgt.name, dict(tgt.meta)),
-            "footprint": Image(cover, header.copy(), "footprint"),
+    image.take_msgr_cards(tgt.header)
+    return {"image": image,
+            "footprint": Image(cover, ref.header.copy(), "footprint"),
             "transform": reg.to_dict()}
 
 
