@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import make_pair  # noqa: E402
-from quality import IMPERFECT, SCENES, load_score, run_graph, rung, truth_wide  # noqa: E402
+from quality import (IMPERFECT, SCENES, load_score, run_graph, rung, scene_tag, texture_source,  # noqa: E402
+                     truth_wide)
 
 from msgr_nodes.executor import Executor  # noqa: E402
 
@@ -36,15 +37,8 @@ def option(args, name, default):
 
 def ultra_args(args):
     """make_pairs.py arguments for the ultra-wide image: twice the wide image's scale ratio and field."""
-    rest, skip = [], False
-    for i, a in enumerate(args):
-        if skip:
-            skip = False
-            continue
-        if a in ("--ratio", "--wide-fov"):
-            skip = True
-            continue
-        rest.append(a)
+    replaced = {i + k for i, a in enumerate(args) if a in ("--ratio", "--wide-fov") for k in (0, 1)}
+    rest = [a for i, a in enumerate(args) if i not in replaced]
     return rest + ["--ratio", str(2 * option(args, "--ratio", 3.0)),
                    "--wide-fov", str(2 * option(args, "--wide-fov", 1.8))]
 
@@ -67,9 +61,8 @@ def main():
     rows = []
     for scene in names:
         args = table[scene]
-        tag = scene.replace(" ", "_").replace("/", "-").replace("%", "pc").replace("(", "").replace(")", "")
-        tag = tag.replace(",", "")
-        deb = ["--apt-download"] if any(p in args for p in ("n7000", "m42")) or "--texture" in args else []
+        tag = scene_tag(scene)
+        deb = texture_source(args)
         size = ["--narrow-size", *a.size]
         pair = make_pair(a.workdir / f"cascade_{tag}_{a.size[0]}", *args, *deb, *size)
         ultra_dir = make_pair(a.workdir / f"cascade_{tag}_{a.size[0]}_ultra", *ultra_args(args), *deb, *size)

@@ -176,6 +176,17 @@ def rung(check):
     return head + "".join(f" + {e}" for e in extras)
 
 
+def scene_tag(scene):
+    """A scene's name as a folder name."""
+    return scene.replace(" ", "_").replace("/", "-").replace("%", "pc").replace("(", "").replace(")", "")
+
+
+def texture_source(args):
+    """The make_pairs.py option that fetches Stellarium's textures where a scene needs them (they
+    are not all in ../shared/data/real)."""
+    return ["--apt-download"] if any(p in args for p in ("n7000", "m42", "realpair")) or "--texture" in args else []
+
+
 def load_score():
     spec = importlib.util.spec_from_file_location("score", SHARED / "bench" / "score.py")
     mod = importlib.util.module_from_spec(spec)
@@ -250,12 +261,10 @@ def main():
     print("| scene | uncorrected | best ABE (hindsight) | ABE auto | msgr.json | msgr_additive.json | its verdict "
           "| floor (truth wide) |\n| --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
     for scene, args, modifier in scenes:
-        tag = scene.replace(" ", "_").replace("/", "-").replace("%", "pc").replace("(", "").replace(")", "")
+        tag = scene_tag(scene)
         extra = [] if "realpair" in args else ["--narrow-size", *a.size]
-        needs_deb = any(p in args for p in ("n7000", "m42", "realpair")) or "--texture" in args
         try:
-            pair = prepare(a.workdir, f"{tag}_{a.size[0]}", args + (["--apt-download"] if needs_deb else []),
-                           modifier, extra)
+            pair = prepare(a.workdir, f"{tag}_{a.size[0]}", args + texture_source(args), modifier, extra)
         except Exception as exc:  # a scene whose data cannot be had here is reported, not fatal
             print(f"| {scene} | skipped: could not generate the pair: {exc} |", flush=True)
             continue
