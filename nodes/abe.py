@@ -2,7 +2,8 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
-from msgr_nodes.ops.abe import CORRECTIONS, SURFACES, ABEParams, choose_degree, correct, fit_background
+from msgr_nodes.ops.abe import (CORRECTIONS, SURFACES, ABEParams, blind_degree, constant_background, correct,
+                                fit_background)
 
 
 def run(ctx, inputs, params):
@@ -20,11 +21,14 @@ def run(ctx, inputs, params):
     stats = []
     for c in range(img.channels):
         if params["degree"] == 0 and p.method == "polynomial":  # auto: chosen blind on held-out boxes
-            p.degree, cv = choose_degree(img.data[c], p, excl, degrees=tuple(range(1, 7)))
+            p.degree, cv = blind_degree(img.data[c], p, excl)
             ctx.progress(c / img.channels, f"channel {c + 1}: degree {p.degree} chosen by cross-validation")
         elif params["degree"] == 0:
             p.degree = 4  # rbf: the polynomial stages before the surface
-        surf, st = fit_background(img.data[c], p, excl)
+        if p.degree == 0:  # auto found no gradient: a constant model changes nothing but the level
+            surf, st = constant_background(img.data[c], p, excl), {"boxes_used": 0, "boxes": 0}
+        else:
+            surf, st = fit_background(img.data[c], p, excl)
         st["degree"] = p.degree
         models[c] = surf.evaluate()
         stats.append(st)
@@ -39,7 +43,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="ABE", version=1, category="Background",
+    type="ABE", version=2, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Good for simple gradients; complex ones are what MSGR is for.",
@@ -48,8 +52,9 @@ SPEC = NodeSpec(
             Port(name="mask", type="mask", help="optional: pixels > 0.5 are not sampled (e.g. a large nebula)", optional=True)),
     outputs=(Port(name="image", type="image", help="the corrected image"), Port(name="model", type="image", help="the background model")),
     params=(
-        Param(name="degree", kind="int", default=4, help="polynomial degree (PixInsight's function degree); 0 = auto: the degree "
-              "that best predicts held-out sample boxes (cross-validation)", min=0, max=6),
+        Param(name="degree", kind="int", default=4, help="polynomial degree (PixInsight's function degree); 0 = auto: the degree 0-2 "
+              "that best predicts held-out sample boxes (cross-validation; higher degrees, chosen blind, follow "
+              "nebulosity as readily as a gradient)", min=0, max=6),
         Param(name="correction", kind="choice", default="subtract", help="how the model is removed: subtract (additive gradients: "
               "light pollution), divide (multiplicative: vignetting), or none (model only)",
               choices=CORRECTIONS),

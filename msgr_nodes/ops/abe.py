@@ -337,6 +337,26 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
     return degree, {"cv_error": errors, "boxes_used": int(sky.sum())}
 
 
+# the degrees a blind choice may pick: without a reference, a more flexible surface follows
+# nebulosity as readily as a gradient (on real photographs filled with nebula, degree 3-6 made the
+# image worse than leaving it alone, where degree 2 improved it)
+BLIND_DEGREES = (0, 1, 2)
+
+
+def blind_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> tuple[int, dict]:
+    """The degree of ``degree: auto`` and of the single-image floor: :func:`choose_degree` over
+    :data:`BLIND_DEGREES`. ``plane`` is (H, W), nominally in [0, 1]; ``mask`` True = not sampled.
+    Degree 0 means no gradient was found (a constant model)."""
+    return choose_degree(plane, p, mask, degrees=BLIND_DEGREES)
+
+
+def constant_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> Surface:
+    """A degree-0 model of a plane (H, W): the median of its kept sample boxes."""
+    s = sample_boxes(plane, p, mask)
+    level = float(np.median(s.value[s.kept])) if s.kept.any() else float(np.median(plane))
+    return Surface("polynomial", plane.shape, np.array([level]), 0)
+
+
 CORRECTIONS = ("subtract", "divide", "none")
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import MsgrError
-from .abe import ABEParams, choose_degree, downsample, fit_background
+from .abe import ABEParams, blind_degree, choose_degree, downsample, fit_background
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
 from .mmt import smooth
@@ -410,10 +410,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str) -> MatchResult:
     smooth and subtract. A constant winning the cross-validation means no gradient is seen: nothing
     is subtracted then."""
     try:
-        # at most degree 2: without a reference, a more flexible surface follows nebulosity as readily
-        # as a gradient (on real photographs filled with nebula, degree 3-6 made the image worse
-        # than leaving it alone, where degree 2 improved it)
-        degree, cv = choose_degree(narrow, ABEParams(), degrees=(0, 1, 2))
+        degree, cv = blind_degree(narrow, ABEParams())  # the same choice as ABE's degree: auto
     except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
         degree, cv = 0, {"error": str(exc)}
     info.update(a=0.0, b=0.0, floor_degree=degree, floor_cv=cv.get("cv_error"))
