@@ -2,8 +2,7 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
-from msgr_nodes.ops.abe import (CORRECTIONS, SURFACES, ABEParams, blind_degree, constant_background, correct,
-                                fit_background)
+from msgr_nodes.ops.abe import CORRECTIONS, SURFACES, ABEParams, blind_degree, correct, fit_background
 
 
 def run(ctx, inputs, params):
@@ -25,10 +24,7 @@ def run(ctx, inputs, params):
             ctx.progress(c / img.channels, f"channel {c + 1}: degree {p.degree} chosen by cross-validation")
         elif params["degree"] == 0:
             p.degree = 4  # rbf: the polynomial stages before the surface
-        if p.degree == 0:  # auto found no gradient: a constant model changes nothing but the level
-            surf, st = constant_background(img.data[c], p, excl), {"boxes_used": 0, "boxes": 0}
-        else:
-            surf, st = fit_background(img.data[c], p, excl)
+        surf, st = fit_background(img.data[c], p, excl)
         st["degree"] = p.degree
         models[c] = surf.evaluate()
         stats.append(st)

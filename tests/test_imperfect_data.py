@@ -113,6 +113,17 @@ def _residual(image, truth, sky):
     return 100 * float(np.sqrt(np.mean((r - np.median(r)) ** 2))) / sky
 
 
+def _abe_auto(tmp_path, name):
+    """The ABE node with ``degree: 0`` (auto) on ``tmp_path / name``: its RunResult."""
+    g = Graph(base_dir=tmp_path)
+    g.add_node("Load", "narrow", {"path": name})
+    g.add_node("ABE", "abe", {"degree": 0})
+    g.link("narrow", "image", "abe", "image")
+    res = g.run(["abe"])
+    assert res.ok, res.errors
+    return res
+
+
 def test_abe_degree_auto_does_not_eat_a_nebula_filling_the_frame(tmp_path):
     """Blind, a flexible surface takes broad nebulosity for background (degree 5-6 was chosen here
     and made most frames worse than the input, up to 1.6x); auto keeps to the degrees that cannot."""
@@ -120,12 +131,7 @@ def test_abe_degree_auto_does_not_eat_a_nebula_filling_the_frame(tmp_path):
     for seed in range(1, 9):
         image, truth, sky = _nebula_field(seed)
         fits.writeto(tmp_path / f"in{seed}.fits", image)
-        g = Graph(base_dir=tmp_path)
-        g.add_node("Load", "narrow", {"path": f"in{seed}.fits"})
-        g.add_node("ABE", "abe", {"degree": 0})
-        g.link("narrow", "image", "abe", "image")
-        res = g.run(["abe"])
-        assert res.ok, res.errors
+        res = _abe_auto(tmp_path, f"in{seed}.fits")
         before.append(_residual(image, truth, sky))
         after.append(_residual(res.output("abe", "image").data[0], truth, sky))
     ratios = np.array(after) / np.array(before)
@@ -136,12 +142,7 @@ def test_abe_degree_auto_does_not_eat_a_nebula_filling_the_frame(tmp_path):
 def test_abe_degree_auto_leaves_a_frame_without_gradient_alone(tmp_path, rng):
     image = (0.1 + rng.normal(0, 0.002, (300, 400))).astype(np.float32)
     fits.writeto(tmp_path / "flat.fits", image)
-    g = Graph(base_dir=tmp_path)
-    g.add_node("Load", "narrow", {"path": "flat.fits"})
-    g.add_node("ABE", "abe", {"degree": 0})
-    g.link("narrow", "image", "abe", "image")
-    res = g.run(["abe"])
-    assert res.ok, res.errors
+    res = _abe_auto(tmp_path, "flat.fits")
     assert res.results["abe"].metadata["channels"][0]["degree"] == 0
     out = res.output("abe", "image").data[0]
     assert np.allclose(out - np.median(out), image - np.median(image), atol=1e-6)
@@ -152,12 +153,7 @@ def test_abe_node_degree_zero_means_auto(tmp_path, rng):
     yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
     img = 0.1 + 0.05 * ((xx - 0.4) ** 2 + (yy - 0.6) ** 2) + rng.normal(0, 0.002, (h, w))
     fits.writeto(tmp_path / "in.fits", img.astype(np.float32))
-    g = Graph(base_dir=tmp_path)
-    g.add_node("Load", "narrow", {"path": "in.fits"})
-    g.add_node("ABE", "abe", {"degree": 0})
-    g.link("narrow", "image", "abe", "image")
-    res = g.run(["abe"])
-    assert res.ok
+    res = _abe_auto(tmp_path, "in.fits")
     chosen = res.results["abe"].metadata["channels"][0]["degree"]
     assert chosen == 2
     flat = res.output("abe", "image").data[0]

@@ -224,8 +224,17 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
     """Fit the background of one plane (H, W). Returns the surface and statistics.
 
     ``samples`` are the plane's boxes from :func:`sample_boxes` with the same ``p`` and ``mask``,
-    when the caller has them already (several fits of one plane)."""
+    when the caller has them already (several fits of one plane). A polynomial of degree 0 is a
+    constant, the median of the kept boxes: what ``degree: auto`` gives a frame without gradient."""
     s = sample_boxes(plane, p, mask) if samples is None else samples
+    if p.method == "polynomial" and p.degree == 0:
+        if not s.kept.any():
+            raise MsgrError(f"0 of {s.kept.size} boxes kept after local rejection; raise tolerance or lower "
+                            f"min_box_fraction")
+        level = float(np.median(s.value[s.kept]))
+        return Surface("polynomial", plane.shape, np.array([level]), 0), {
+            "boxes": int(s.kept.size), "boxes_used": int(s.kept.sum()),
+            "residual_rms": float(np.sqrt(np.mean((s.value[s.kept] - level) ** 2)))}
     n_terms = len(_terms(p.degree)) if p.method == "polynomial" else 10
     sel = s.kept.copy()
     total = s.kept.size
@@ -348,13 +357,6 @@ def blind_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None
     :data:`BLIND_DEGREES`. ``plane`` is (H, W), nominally in [0, 1]; ``mask`` True = not sampled.
     Degree 0 means no gradient was found (a constant model)."""
     return choose_degree(plane, p, mask, degrees=BLIND_DEGREES)
-
-
-def constant_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> Surface:
-    """A degree-0 model of a plane (H, W): the median of its kept sample boxes."""
-    s = sample_boxes(plane, p, mask)
-    level = float(np.median(s.value[s.kept])) if s.kept.any() else float(np.median(plane))
-    return Surface("polynomial", plane.shape, np.array([level]), 0)
 
 
 CORRECTIONS = ("subtract", "divide", "none")
