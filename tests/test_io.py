@@ -272,3 +272,34 @@ def test_edited_input_file_is_read_again(tmp_path):
     fits.writeto(src, np.full((5, 5), 0.75, np.float32), overwrite=True)
     res = ex.run(g)
     assert res.computed == ["narrow"] and res.output("narrow").data.mean() == 0.75
+
+
+def test_writing_a_cached_image_to_fits_does_not_copy_it_whole(tmp_path, rng, monkeypatch):
+    """Images from the cache are read-only, and astropy copies a read-only array whole to byte-swap it:
+    two Saves of a 6000x4000 RGB image at once held 576 MB more (the pipeline's memory peak). The data
+    are written in chunks instead, and read back identical, with the graph and the header."""
+    import tracemalloc
+
+    import msgr_nodes.io.formats as formats
+
+    monkeypatch.setattr(formats, "STREAM_CHUNK", 65536)
+    data = rng.random((3, 700, 900)).astype(np.float32)  # 7.6 MB
+    header = fits.Header()
+    header["OBJECT"] = "NGC 1365"
+    image = Image(data, header, "corrected", {})
+    assert not image.data.flags.writeable
+    tracemalloc.start()
+    try:
+        write_image(tmp_path / "o.fits", image, graph_json='{"nodes": {}}')
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.2 * data.nbytes, peak
+    with fits.open(tmp_path / "o.fits") as f:
+        f.verify("exception")
+        assert np.array_equal(f[0].data, data) and f[0].header["OBJECT"] == "NGC 1365"
+        assert f[0].header["EXTEND"] and f[1].name == "MSGRGRAF"
+    assert read_image(tmp_path / "o.fits").meta["graph"] == '{"nodes": {}}'
+    mono = Image(data[:1], header, "mono", {})
+    write_image(tmp_path / "mono.fits", mono)
+    assert np.array_equal(fits.getdata(tmp_path / "mono.fits"), data[0])
