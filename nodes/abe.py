@@ -26,6 +26,10 @@ def run(ctx, inputs, params):
             p.degree = 4  # rbf: the polynomial stages before the surface
         surf, st = fit_background(img.data[c], p, excl)
         st["degree"] = p.degree
+        if "stopped_at" in st:
+            ctx.warn(f"channel {c + 1}: the rejection left too few boxes for the surface asked for; the model "
+                     f"stopped at {st['stopped_at']} on {st['boxes_used']} of {st['boxes']} boxes: lower the "
+                     f"box size or separation, or raise deviation")
         models[c] = surf.evaluate()
         stats.append(st)
         ctx.progress((c + 1) / img.channels, f"channel {c + 1}: {st['boxes_used']} of {st['boxes']} boxes")

@@ -225,7 +225,9 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
 
     ``samples`` are the plane's boxes from :func:`sample_boxes` with the same ``p`` and ``mask``,
     when the caller has them already (several fits of one plane). A polynomial of degree 0 is a
-    constant, the median of the kept boxes: what ``degree: auto`` gives a frame without gradient."""
+    constant, the median of the kept boxes: what ``degree: auto`` gives a frame without gradient.
+    Where the rejection would leave fewer boxes than the surface needs, the last selection with
+    enough boxes is kept and ``stopped_at`` in the statistics says at which surface it stopped."""
     s = sample_boxes(plane, p, mask) if samples is None else samples
     if p.method == "polynomial" and p.degree == 0:
         if not s.kept.any():
@@ -249,12 +251,18 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
     if p.method != "polynomial":
         stages.append((p.method, 0))
     surf = _fit("polynomial", s, sel, plane.shape, 1, 0)
+    collapsed = False
     for kind, degree in stages:
+        if collapsed:
+            break
         for it in range(max(2, p.iterations // len(stages))):
             new = _sky_boxes(s, surf, sel, p)
             if new.sum() < need:
-                raise MsgrError(f"{int(new.sum())} of {total} boxes kept, need {need}: lower deviation rejects "
-                                f"too much; raise deviation or tolerance")
+                # the rejection would leave too few boxes for this surface (on a small frame whose dark
+                # boxes are kept, it can close in on the darkest few): keep the last selection that had
+                # enough, and its surface, rather than fail the whole graph
+                collapsed = True
+                break
             fit_sel = _thin(s, new, 1500) if kind == "rbf" else new
             surf = _fit(kind, s, fit_sel, plane.shape, degree, p.smoothing)
             stable = np.array_equal(new, sel)
@@ -262,8 +270,10 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
             if stable:
                 break
     res = s.value[sel] - surf.at(s.x[sel], s.y[sel])
-    return surf, {"boxes": int(total), "boxes_used": int(sel.sum()),
-                  "residual_rms": float(np.sqrt(np.mean(res ** 2)))}
+    stats = {"boxes": int(total), "boxes_used": int(sel.sum()), "residual_rms": float(np.sqrt(np.mean(res ** 2)))}
+    if collapsed:
+        stats["stopped_at"] = f"degree {surf.degree}" if surf.kind == "polynomial" else "the thin-plate surface"
+    return surf, stats
 
 
 def _spatial_folds(s: BoxSamples, shape: tuple[int, int], k: int = 4) -> np.ndarray:
