@@ -68,13 +68,7 @@ def test_cascade_with_a_reference_that_does_not_match_falls_back_to_the_wide_ima
     assert header["MSGRWCHK"] in ("single-image fallback", "no correction"), header["MSGRWCHK"]
     assert not wide_fit.metadata["channels"][0]["check"].startswith("passed")
     assert any("single-image fallback" in w or "no correction" in w for w in wide_fit.warnings), wide_fit.warnings
-    g = Graph.load(stock_graph("msgr_additive"))
-    g.set("narrow.path", str(pair / "narrow.fits"))
-    g.set("wide.path", str(pair / "wide.fits"))
-    g.set("abe.unbalance", 1.8)
-    g.set("save.path", str(tmp_path / "usual.fits"))
-    g.set("save_model.path", str(tmp_path / "usual_model.fits"))
-    assert g.run().ok
-    usual = score_pair(pair, tmp_path / "usual.fits")["resid_rms"]
+    usual_path, _, _ = run_recommended(pair, tmp_path / "usual", settings={"abe.unbalance": 1.8})
+    usual = score_pair(pair, usual_path)["resid_rms"]
     assert cascade <= 1.1 * usual, (cascade, usual, additive)
     assert cascade < score_pair(pair, pair / "narrow.fits")["resid_rms"]

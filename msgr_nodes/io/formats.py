@@ -423,8 +423,7 @@ def _stream_hdu(fh, hdu) -> None:
     big = flat.dtype.newbyteorder(">")
     for start in range(0, flat.size, STREAM_CHUNK):
         fh.write(flat[start:start + STREAM_CHUNK].astype(big).tobytes())
-    written = flat.size * flat.itemsize
-    fh.write(b"\0" * (-written % 2880))
+    fh.write(b"\0" * (-flat.nbytes % 2880))
 
 
 def write_xisf(tmp: Path, image: Image, bit_depth: str, graph_json: str | None) -> None:
