@@ -22,7 +22,8 @@ def run(ctx, inputs, params):
     def channel(c):
         return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
-                          fallback_threshold=params["fallback_threshold"], slope=params["slope"])
+                          fallback_threshold=params["fallback_threshold"], slope=params["slope"],
+                          floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"])
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -56,7 +57,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=4, category="Multiscale",
+    type="DetailFit", version=5, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -69,8 +70,8 @@ SPEC = NodeSpec(
          "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
          "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
          "explains none of it the wide image is not used at all: the difference is then a background model "
-         "of the narrow image alone (ABE, its degree chosen by cross-validation), or zero where even that "
-         "finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
+         "of the narrow image alone (ABE, its degree chosen by cross-validation or given as floor_degree), or "
+         "zero where even that finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
          "saved files; where the wide image was itself corrected by a DetailFit (msgr_cascade), that check "
          "travels too (MSGRWCHK, and HISTORY lines MSGR wide check).",
     run=run,
@@ -96,5 +97,12 @@ SPEC = NodeSpec(
               help="fit: a is the median of narrow - b wide (the corrected image keeps its own level); none: "
               "a = 0, for mosaics with gradient_model.zero_median=false: every panel corrected against one wide "
               "image then sits on the same background, b x wide", advanced=True),
+        Param(name="floor_degree", kind="int", default=0, min=0, max=6, advanced=True,
+              help="where the wide image is refused, the degree of the narrow image's own ABE model: 0 = chosen "
+              "blind among 0-2 (higher degrees follow nebula as readily as gradients); 3-6 for a frame you know "
+              "to be mostly empty sky (a galaxy field)"),
+        Param(name="floor_unbalance", kind="float", default=1.8, min=0.1, max=20.0, advanced=True,
+              help="that model's ABE unbalance: how far below its surface a sample box may lie, in deviation "
+              "sigma (1.8: ABE's default; 4.0 keeps the dark sky between a nebula that fills the frame)"),
     ),
 )

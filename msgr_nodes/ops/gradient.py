@@ -212,7 +212,8 @@ def large_scales(plane: np.ndarray, method: str = "surface", layers: int = 0, sm
 
 
 def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
-               detail_threshold: float = 0.5, fallback_threshold: float = 0.5, slope: float = 0.0) -> MatchResult:
+               detail_threshold: float = 0.5, fallback_threshold: float = 0.5, slope: float = 0.0,
+               floor_degree: int = 0, floor_unbalance: float = 1.8) -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
@@ -252,6 +253,11 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         to explain the narrow one at that band.
     fallback_threshold : float
         Largest such share for the large-scale slope to be used when no band pair is stable.
+    slope : float
+        0: measure b; > 0: use this b once the checks accept the wide image.
+    floor_degree, floor_unbalance : int, float
+        The single-image floor's ABE (:func:`single_image_floor`): its degree (0 = chosen blind among
+        0-2) and how far below its surface a sample box may lie (in ``deviation`` sigma).
 
     Returns
     -------
@@ -276,7 +282,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if coverage < MIN_COVERAGE:
         info = {"check": "passed", "coverage": coverage, "b_large": 0.0, "scales": []}
         return single_image_floor(narrow, info, f"the wide image has data on only {100 * coverage:.0f} % of the "
-                                                f"narrow frame")
+                                                f"narrow frame", floor_degree, floor_unbalance)
     b_large = large_scale_slope(narrow, wide, exclude=no_data)  # block medians: robust to the defects themselves
     defects = local_defects(narrow, wide, b_large)
     if no_data is not None:
@@ -306,7 +312,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         if ratio_large > fallback_threshold or b_large <= 0:
             why = (f"the wide image does not explain the narrow one's detail (best detail ratio {best_ratio:.2f}, "
                    f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale)")
-            return single_image_floor(narrow, info, why)
+            return single_image_floor(narrow, info, why, floor_degree, floor_unbalance)
         b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
                          f"stable slope; used the large-scale slope {b:.4f}")
@@ -404,25 +410,36 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
     return scales, chosen
 
 
-def single_image_floor(narrow: np.ndarray, info: dict, why: str) -> MatchResult:
-    """Where the wide image cannot be trusted at all: a background model of the narrow image alone
-    (ABE, degree 0-2 chosen blind by cross-validation on held-out sample boxes), as the difference to
-    smooth and subtract. A constant winning the cross-validation means no gradient is seen: nothing
-    is subtracted then."""
-    try:
-        degree, cv = blind_degree(narrow, ABEParams())  # the same choice as ABE's degree: auto
-    except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
-        degree, cv = 0, {"error": str(exc)}
-    info.update(a=0.0, b=0.0, floor_degree=degree, floor_cv=cv.get("cv_error"))
+def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0,
+                       unbalance: float = 1.8) -> MatchResult:
+    """Where the wide image cannot be trusted at all: a background model of the narrow image alone, as
+    the difference to smooth and subtract (``narrow`` (H, W), nominally in [0, 1]).
+
+    The model is ABE's with ``unbalance`` (how far below the surface a sample box may lie, in units of
+    ABE's ``deviation`` sigma) at ``degree``, or with ``degree`` 0 at degree 0-2 chosen blind by
+    cross-validation on held-out sample boxes. A constant winning the cross-validation means no
+    gradient is seen: nothing is subtracted then. A degree given by hand is for a frame the user
+    knows to be mostly empty sky, where a more flexible surface follows the gradient and not nebula."""
+    p = ABEParams(unbalance=unbalance)
+    how = f"ABE degree {degree}, given"
+    if degree == 0:
+        try:
+            degree, cv = blind_degree(narrow, p)  # the same choice as ABE's degree: auto
+        except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
+            degree, cv = 0, {"error": str(exc)}
+        info["floor_cv"] = cv.get("cv_error")
+        how = f"ABE degree {degree}, chosen by cross-validation"
+    info.update(a=0.0, b=0.0, floor_degree=degree)
     if degree == 0:
         info["check"] = f"no correction: {why}; no single-image gradient either; nothing was subtracted"
         zero = np.zeros(narrow.shape, np.float32)
         return MatchResult(zero, narrow.astype(np.float32).copy(), info)
-    surf, _ = fit_background(narrow, ABEParams(degree=degree))
+    p.degree = degree
+    surf, _ = fit_background(narrow, p)
     model = surf.evaluate()
     model -= np.float32(sampled_median(model))
     info["check"] = (f"single-image fallback: {why}; used a background model of the narrow image alone "
-                     f"(ABE degree {degree}, chosen by cross-validation)")
+                     f"({how})")
     return MatchResult(model.astype(np.float32), (narrow - model).astype(np.float32), info)
 
 
