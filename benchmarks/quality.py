@@ -194,10 +194,10 @@ def load_score():
     return mod
 
 
-def run_graph(name, pair, out, ex, results=None):
+def run_graph(name, pair, out, ex, results=None, settings=None):
     """A stock graph on the pair (the cascade's ultra-wide image is the pair's ``ultra.fits``), saved
     into ``out``: (corrected path or None, seconds, the self-check's verdict or the errors); ``results``,
-    a list, receives the RunResult."""
+    a list, receives the RunResult; ``settings`` ({"node.param": value}) are set before it runs."""
     g = Graph.load(stock_graph(name))
     g.set("narrow.path", str(pair / "narrow.fits"))
     g.set("wide.path", str(pair / "wide.fits"))
@@ -207,6 +207,8 @@ def run_graph(name, pair, out, ex, results=None):
     g.set("save_model.path", str(out / f"{name[:-5]}_model.fits"))
     g.set("save.overwrite", True)
     g.set("save_model.overwrite", True)
+    for key, value in (settings or {}).items():
+        g.set(key, value)
     t = time.perf_counter()
     res = ex.run(g)
     if results is not None:
