@@ -9,6 +9,11 @@ image of that second run). Columns: uncorrected, msgr_additive.json (narrow + wi
 with the truth's gradient-free wide image, msgr_cascade.json (narrow + wide + ultra-wide) and the
 wide image's DetailFit verdict on the ultra-wide one. ``resid_rms`` in % of sky from
 ``../shared/bench/score.py``.
+
+--stretched-ultra gives the cascade an ultra-wide image that is not linear: the same one after a
+strong stretch (asinh of 2000 x the data, as an already processed frame). The wide image's DetailFit
+should refuse it; it does not yet (its checks compare detail bands, which a monotonic stretch keeps
+alike at every scale), and the cascade is then worse than msgr_additive where nebula fills the frame.
 """
 import argparse
 import json
@@ -16,6 +21,9 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import make_pair  # noqa: E402
@@ -43,12 +51,26 @@ def ultra_args(args):
                    "--wide-fov", str(2 * option(args, "--wide-fov", 1.8))]
 
 
+def stretched_ultra(pair, k=2000.0):
+    """A copy of the scene's folder whose ultra-wide image is asinh-stretched (k x the data, back to
+    [0, 1]): the same sky, not linearly related to the wide image."""
+    out = pair.with_name(pair.name + "_stretched")
+    if not (out / "ultra.fits").exists():
+        shutil.copytree(pair, out, dirs_exist_ok=True)
+        data, header = fits.getdata(pair / "ultra.fits"), fits.getheader(pair / "ultra.fits")
+        stretched = np.arcsinh(k * np.asarray(data, np.float64)) / np.arcsinh(k)
+        fits.writeto(out / "ultra.fits", stretched.astype(np.float32), header, overwrite=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "msgr-bench-pairs")
     ap.add_argument("--out", type=Path, default=Path("benchmark-cascade"))
     ap.add_argument("--size", nargs=2, default=["2000", "1500"])
     ap.add_argument("--only", nargs="*", help="scene names to run (default all)")
+    ap.add_argument("--stretched-ultra", action="store_true",
+                    help="an ultra-wide image that is not linear: asinh-stretched (see above)")
     a = ap.parse_args()
     score_mod = load_score()
     table = {n: args for n, args in SCENES} | {n: args for n, args, modifier in IMPERFECT if modifier is None}
@@ -68,9 +90,11 @@ def main():
         ultra_dir = make_pair(a.workdir / f"cascade_{tag}_{a.size[0]}_ultra", *ultra_args(args), *deb, *size)
         if not (pair / "ultra.fits").exists():
             shutil.copy(ultra_dir / "wide.fits", pair / "ultra.fits")
+        if a.stretched_ultra:
+            pair = stretched_ultra(pair)
         truth = json.loads((pair / "truth.json").read_text())
         sky = truth["narrow"]["sky_e"] / 65535.0
-        out = a.out.resolve() / tag
+        out = a.out.resolve() / (tag + ("_stretched" if a.stretched_ultra else ""))
         out.mkdir(parents=True, exist_ok=True)
         ex = Executor(jobs=2, memory_bytes=4 * 1024 ** 3)
         row = {"scene": scene, "uncorrected": score_mod.score(score_mod.load(pair / "narrow.fits"), pair, sky)}
