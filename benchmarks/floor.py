@@ -44,10 +44,11 @@ def main():
         cells = [f"{score_mod.score(score_mod.load(pair / 'narrow.fits'), pair, sky)['resid_rms']:.2f}"]
         for degree in DEGREES:
             (out / f"floor{degree}").mkdir(exist_ok=True)
-            path, _, check = run_graph("msgr_additive.json", pair, out / f"floor{degree}", ex,
+            runs = []
+            path, _, check = run_graph("msgr_additive.json", pair, out / f"floor{degree}", ex, runs,
                                        settings={"detail_fit.floor_degree": degree})
             result = score_mod.score(score_mod.load(path), pair, sky)["resid_rms"] if path else None
-            used = check.split("(ABE degree ")[-1].split(",")[0] if "ABE degree" in check else "-"
+            used = runs[0].results["detail_fit"].metadata["channels"][0].get("floor_degree", "-") if path else "-"
             cells.append(f"failed: {check}" if result is None else f"{result:.2f} (degree {used})")
         for degree in DEGREES[1:]:
             run = abe(pair, out, ex, score_mod, sky, degree)
