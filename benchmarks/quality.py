@@ -66,6 +66,8 @@ IMPERFECT = [
     ("saturated patch", ["--preset", "rcw32", "--seed", "26"], "patch"),
     ("reflection in wide", ["--preset", "rcw32", "--seed", "26"], "ghost"),
     ("wide covers 70 %", ["--preset", "rcw32", "--seed", "26"], "crop"),
+    ("stretched wide, asinh", ["--preset", "rcw32", "--seed", "26"], "asinh"),
+    ("stretched wide, screen transfer", ["--preset", "rcw32", "--seed", "26"], "screen"),
     ("faint wide sb 0.3", ["--preset", "rcw32", "--seed", "27", "--wide-sb-factor", "0.3"], None),
     ("faint wide sb 0.5", ["--preset", "virgo", "--seed", "28", "--wide-sb-factor", "0.5"], None),
     ("colour", ["--preset", "rcw32", "--seed", "29"], "colour"),
@@ -112,6 +114,22 @@ def ghost(d):
     return np.clip(d + 0.3 * 900 / 65535 * shape, 0, 1)
 
 
+def asinh_stretch(d):
+    """A strong asinh stretch (2000 x the data, back to [0, 1]), as a finished image."""
+    return np.arcsinh(2000 * d) / np.arcsinh(2000)
+
+
+def screen_transfer(d):
+    """PixInsight's screen auto-stretch made permanent: the midtones transfer function that takes the
+    median to 0.25."""
+    med, target = float(np.median(d)), 0.25
+    m = med * (target - 1) / (2 * med * target - med - target)
+    return (m - 1) * d / ((2 * m - 1) * d - m)
+
+
+STRETCHES = {"asinh": asinh_stretch, "screen": screen_transfer}
+
+
 def vignette_profile(shape):
     """A fast lens's falloff: 1 at the centre, 0.65 in the corners."""
     h, w = shape
@@ -144,6 +162,9 @@ def prepare(workdir, tag, args, modifier, extra):
         elif modifier == "vignette":  # the whole wide image (sky, nebula, stars) is dimmed; the truth
             for name in ("wide.fits",):  # of the narrow image does not change
                 _rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
+        elif modifier in STRETCHES:  # a wide image given stretched; its linear one is kept for the floor
+            shutil.copy(out / "wide.fits", out / "wide_linear.fits")
+            _rewrite(out / "wide.fits", STRETCHES[modifier])
         elif modifier == "ghost":
             _rewrite(out / "wide.fits", ghost)
         elif modifier == "crop":  # the wide image's right 38 % cut off: it covers about 70 % of the narrow frame
@@ -153,17 +174,19 @@ def prepare(workdir, tag, args, modifier, extra):
     return out
 
 
-def truth_wide(pair, out):
-    """The pair with the truth's gradient-free wide image (wide - its injected gradient): the floor
-    of what the graph can reach when the wide image has no gradient of its own."""
+def truth_wide(pair, out, stretch=None):
+    """The pair with the truth's gradient-free wide image (wide - its injected gradient, then
+    ``stretch`` where the scene's wide image is given stretched): the floor of what the graph can
+    reach when the wide image has no gradient of its own."""
     folder = out / "truth_wide"
     folder.mkdir(exist_ok=True)
     for name in FILES + ["truth.json"]:
         if (pair / name).exists() and not (folder / name).exists():
             shutil.copy(pair / name, folder / name)
-    w, g = fits.getdata(pair / "wide.fits"), fits.getdata(pair / "wide_gradient.fits")
-    fits.writeto(folder / "wide.fits", (w - g).astype(np.float32), fits.getheader(pair / "wide.fits"),
-                 overwrite=True)
+    linear = pair / ("wide_linear.fits" if stretch else "wide.fits")
+    w, g = fits.getdata(linear).astype(np.float64), fits.getdata(pair / "wide_gradient.fits")
+    fits.writeto(folder / "wide.fits", (stretch or (lambda d: d))(w - g).astype(np.float32),
+                 fits.getheader(pair / "wide.fits"), overwrite=True)
     return folder
 
 
@@ -172,7 +195,7 @@ def rung(check):
     head = check.split(";")[0].split(":")[0].split(" (")[0]
     extras = [word for key, word in (("lacks", "region left out"), ("no data on", "no-data region left out"),
                                      ("own background model", "its own model there"),
-                                     ("vignetting", "gain map")) if key in check]
+                                     ("vignetting", "gain map"), ("not linear", "linearized")) if key in check]
     return head + "".join(f" + {e}" for e in extras)
 
 
@@ -291,7 +314,7 @@ def main():
                     before_after_png(read_image(pair / "narrow.fits").data, read_image(path).data,
                                      read_image(out / "msgr_additive_model.fits").data, out / "before_after.png")
         if "realpair" not in args:
-            floor_pair = truth_wide(pair, out)
+            floor_pair = truth_wide(pair, out, STRETCHES.get(modifier))
             path, _, _ = run_graph("msgr_additive.json", floor_pair, out / "truth_wide", ex)
             row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
         rows.append(row)

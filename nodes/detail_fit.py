@@ -23,7 +23,8 @@ def run(ctx, inputs, params):
         return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
-                          floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"])
+                          floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
+                          linearize=params["linearize"])
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -57,14 +58,16 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=5, category="Multiscale",
+    type="DetailFit", version=6, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
          "noise. Local defects of either image (satellite trails, blooming, hot pixels, stacking edges) are "
          "left out of the fit and filled in the difference, and so are the regions where the wide image "
          "holds structure the narrow one lacks (a reflection, a halo) and where it has no data (outside its "
-         "field after registration): the model is interpolated across them. A wide lens's vignetting is "
+         "field after registration): the model is interpolated across them. A stretched (non-linear) wide image, "
+         "whose detail is compressed where it is bright, is found and linearized by a tone curve fitted on the "
+         "shared detail (linearize). A wide lens's vignetting is "
          "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
          "compared at matched "
          "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
@@ -101,6 +104,10 @@ SPEC = NodeSpec(
               help="where the wide image is refused, the degree of the narrow image's own ABE model: 0 = chosen "
               "blind among 0-2 (higher degrees follow nebula as readily as gradients); 3-6 for a frame you know "
               "to be mostly empty sky (a galaxy field)"),
+        Param(name="linearize", kind="choice", default="auto", choices=("auto", "off"), advanced=True,
+              help="auto: a wide image that is not linear (stretched, or a camera JPEG's gamma) is found from "
+              "its detail and linearized by a fitted tone curve, with a warning; off: the wide image is taken "
+              "as linear"),
         Param(name="floor_unbalance", kind="float", default=1.8, min=0.1, max=20.0, advanced=True,
               help="that model's ABE unbalance: how far below its surface a sample box may lie, in deviation "
               "sigma (1.8: ABE's default; 4.0 keeps the dark sky between a nebula that fills the frame)"),

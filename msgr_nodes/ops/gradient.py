@@ -23,6 +23,7 @@ from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
 from .mmt import smooth
 from .stars import fill_masked
+from .tone_curve import fit_tone_curve
 
 
 @dataclass
@@ -65,6 +66,16 @@ def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
     return np.median(b.reshape(h // block, w // block, -1), axis=2)
 
 
+def working_factor(shape: tuple[int, int], detail_sigma: float) -> int:
+    """Narrow px per working px for a detail band of ``detail_sigma`` px: block means of about sigma/4
+    px (the band then spans 2-16 working px), at least 64 of them across, and on large frames at most
+    WORKING_PIXELS (block means up to sigma/2 keep the band)."""
+    f = max(1, int(detail_sigma // 4))
+    while f > 1 and min(shape) // f < 64:
+        f //= 2
+    return max(f, min(_stride(shape), max(1, int(detail_sigma // 2))))
+
+
 @dataclass
 class Bands:
     """Both images' detail band at a working resolution (block means of about sigma/4 px, so the band
@@ -104,11 +115,7 @@ class Bands:
         cache : dict, optional
             Keeps the block means of each factor for the next scale or blur step.
         """
-        f = max(1, int(detail_sigma // 4))
-        while f > 1 and min(narrow.shape) // f < 64:
-            f //= 2
-        # large frames: at most WORKING_PIXELS (block means up to sigma/2 keep the band)
-        f = max(f, min(_stride(narrow.shape), max(1, int(detail_sigma // 2))))
+        f = working_factor(narrow.shape, detail_sigma)
         cache = {} if cache is None else cache
         if f not in cache:
             n, w = downsample(narrow, f), downsample(wide, f)
@@ -213,7 +220,7 @@ def large_scales(plane: np.ndarray, method: str = "surface", layers: int = 0, sm
 
 def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
                detail_threshold: float = 0.5, fallback_threshold: float = 0.5, slope: float = 0.0,
-               floor_degree: int = 0, floor_unbalance: float = 1.8) -> MatchResult:
+               floor_degree: int = 0, floor_unbalance: float = 1.8, linearize: str = "auto") -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
@@ -258,6 +265,9 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     floor_degree, floor_unbalance : int, float
         The single-image floor's ABE (:func:`single_image_floor`): its degree (0 = chosen blind among
         0-2) and how far below its surface a sample box may lie (in ``deviation`` sigma).
+    linearize : {"auto", "off"}
+        auto: a stretched (non-linear) wide image is found and linearized by a fitted tone curve
+        (:func:`linearized`) at the scale and resolution it was judged on, and judged again; off: the wide image is taken as linear.
 
     Returns
     -------
@@ -276,6 +286,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     # Local defects of either image (trails, blooming, hot pixels, stacking edges) are left out of the
     # slope fit and the checks (with the reach of each band) and filled in the difference, so that the
     # model downstream does not see them either.
+    if linearize not in ("auto", "off"):
+        raise ValueError(f"linearize is {linearize!r}: use auto or off")
     # where the registered wide image has no data (outside its field), it is no reference at all
     no_data = uncovered(wide)
     coverage = 1.0 - (float(no_data.mean()) if no_data is not None else 0.0)
@@ -287,23 +299,38 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     defects = local_defects(narrow, wide, b_large)
     if no_data is not None:
         defects |= no_data
-    defect_share = float(defects.mean())
-    stable = functools.partial(_stable_scales, narrow, wide, detail_sigma, slope_tolerance, detail_threshold,
-                               defects=defects if defect_share else None, cache={})
-    sharp = stable(0.0)
-    blur, (scales, chosen) = 0.0, sharp
-    for step in BLUR_STEPS:
-        if chosen or not scales:
-            break
-        blur, (scales, chosen) = step, stable(step)
-    if not chosen:  # the fallbacks are judged on the sharp comparison
-        blur, (scales, chosen) = 0.0, sharp
-    if not scales:
-        raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
-                         f"{detail_sigma}")
+    search = functools.partial(_search, narrow, detail_sigma=detail_sigma, slope_tolerance=slope_tolerance,
+                               detail_threshold=detail_threshold)
+    blur, scales, chosen, defect_share = search(wide, defects)
+    tone_note, tone = "", None
+    if linearize == "auto" and scales:
+        # the curve is fitted where the images were compared: at the scale judged and the matched
+        # resolution (a softer wide image's fine detail is lost most where it is bright and compact,
+        # which a curve fitted on the sharp comparison would take for a stretch)
+        sigma_judged = chosen[0] if chosen else min(scales, key=lambda t: t[3])[0]
+        curved, tone_note, tone = linearized(narrow, wide, max(sigma_judged / 2, detail_sigma), defects, blur=blur)
+        if tone_note:  # the slope, the defects and the checks of the linear image
+            b_curved = large_scale_slope(narrow, curved, exclude=no_data)
+            defects_curved = local_defects(narrow, curved, b_curved)
+            if no_data is not None:
+                defects_curved |= no_data
+            judged = search(curved, defects_curved)
+            # kept only where the linearized image is judged better: a stable slope where the wide
+            # image had one, and clearly less of the narrow image's detail left (a softer wide image
+            # can mimic a curve on one band, and then fails the checks at others)
+            before, after = _judged_ratio(scales, chosen), _judged_ratio(judged[1], judged[2])
+            tone.update(judged_ratio=[before, after])
+            if (judged[2] is not None or chosen is None) and after <= RECHECK_GAIN * before:
+                wide, b_large, defects = curved, b_curved, defects_curved
+                blur, scales, chosen, defect_share = judged
+            else:
+                tone["used"] = False
+                tone_note = ""
     info = {"b_large": b_large, "check": "passed", "blur": blur, "defects": defect_share, "coverage": coverage,
             "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr, "defects": bd.defects}
                        for sg, bd, bb, rr in scales]}
+    if tone:
+        info["tone_curve"] = tone
     if chosen is None:
         # no stable scale: judge the plain additive model on the band the wide image explains best
         sigma_used, bands, b_best, best_ratio = min(scales, key=lambda t: t[3])
@@ -311,7 +338,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         info.update(b_detail=b_best, detail_sigma=sigma_used, detail_ratio=best_ratio, large_ratio=ratio_large)
         if ratio_large > fallback_threshold or b_large <= 0:
             why = (f"the wide image does not explain the narrow one's detail (best detail ratio {best_ratio:.2f}, "
-                   f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale)")
+                   f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale{tone_note and ', even '}"
+                   f"{tone_note.removeprefix('; ')})")
             return single_image_floor(narrow, info, why, floor_degree, floor_unbalance)
         b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
@@ -322,6 +350,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         if blur:
             info["check"] = (f"passed at matched resolution (the narrow image blurred by a Gaussian of "
                              f"sigma {blur:g} px to the softer wide one's)")
+    info["check"] += tone_note
     if coverage < 1.0:
         info["check"] += (f"; the wide image has no data on {100 * (1 - coverage):.1f} % of the narrow frame "
                           f"(outside its field, or clipped flat), the model interpolated across it")
@@ -351,6 +380,97 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     fitted += np.float32(a)
     info.update({"a": a, "b": b})
     return MatchResult(diff, fitted.astype(np.float32), info)
+
+
+def linearized(narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, defects: np.ndarray,
+               blur: float = 0.0, reject_high: float = 0.92) -> tuple[np.ndarray, str, dict]:
+    """The wide image made linear in the narrow one where it was stretched, by a tone curve fitted on
+    their shared detail (:mod:`~msgr_nodes.ops.tone_curve`), at bands of ``detail_sigma`` and twice
+    that. The curve is scaled to keep the wide image's 2nd and 98th percentiles, so that its level
+    and b stay comparable; pixels without data (0) and saturated ones stay as they were.
+
+    Parameters
+    ----------
+    narrow, wide : ndarray
+        float32 (H, W) starless planes on one grid, values nominally in [0, 1].
+    detail_sigma : float
+        Gaussian sigma (narrow px) of the finer band.
+    defects : ndarray
+        (H, W) bool, pixels to leave out.
+    blur : float
+        Gaussian sigma (narrow px) that brings the narrow image to a softer wide one's resolution.
+    reject_high : float
+        Pixels at or above this value in either plane are saturated.
+
+    Returns
+    -------
+    tuple
+        (the wide plane, linearized or as it was; a note for the self-check's text, empty when
+        nothing was done; what was measured, a dict).
+    """
+    f = working_factor(narrow.shape, detail_sigma)
+    n, w = downsample(narrow, f), downsample(wide, f)
+    ok = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
+    if defects.any():
+        ok &= ~(downsample(defects, f) > 0)
+    sigmas = (detail_sigma / f, 2 * detail_sigma / f)
+    if ok.mean() < 0.2 or 8 * sigmas[1] > min(n.shape):
+        return wide, "", {}
+    if blur > 0:
+        n = ndimage.gaussian_filter(n, blur / f, mode="reflect")
+    curve = fit_tone_curve(n, w, ok, sigmas)
+    info = {"ratio_line": curve.ratio_line, "ratio_curve": curve.ratio_curve, "slope_change": curve.slope_change,
+            "used": curve.needed}
+    if not curve.needed:
+        return wide, "", info
+    lo, hi = np.quantile(w[ok], [0.02, 0.98])
+    g_lo, g_hi = curve.apply(np.array([lo, hi], np.float32))
+    out = curve.apply(wide)
+    out -= np.float32(g_lo)
+    out *= np.float32((hi - lo) / (g_hi - g_lo))
+    out += np.float32(lo)
+    keep = (wide <= 0) | (wide >= reject_high)
+    if keep.any():
+        out[keep] = np.maximum(out[keep], wide[keep]) * (wide[keep] > 0)
+    note = (f"; the wide image is not linear (the slope of its detail changes {curve.slope_change:.2f}x from its "
+            f"faint sky to its bright parts: a stretched image?), so it was linearized by a tone curve fitted on "
+            f"the shared detail (detail ratio {curve.ratio_line:.2f} -> {curve.ratio_curve:.2f}); give a linear "
+            f"wide image for the best result")
+    return out, note, info
+
+
+# The linearized wide image is kept when the detail it leaves at the band judged is at most this
+# share of what the wide image as given left there.
+RECHECK_GAIN = 0.85
+
+
+def _judged_ratio(scales, chosen) -> float:
+    """The detail ratio the verdict rests on: at the stable pair's band, or the best band without one."""
+    if chosen is not None:
+        sigma, bands, b = chosen
+        return bands.ratio(b)
+    return min(t[3] for t in scales)
+
+
+def _search(narrow, wide, defects, detail_sigma, slope_tolerance, detail_threshold):
+    """The detail scales compared, sharp first and then at matched resolution (BLUR_STEPS) until a
+    stable pair appears: (blur, scales, chosen, share of the frame left out as defects); see
+    :func:`_stable_scales`. Without a stable pair, the sharp comparison (blur 0)."""
+    defect_share = float(defects.mean())
+    stable = functools.partial(_stable_scales, narrow, wide, detail_sigma, slope_tolerance, detail_threshold,
+                               defects=defects if defect_share else None, cache={})
+    sharp = stable(0.0)
+    blur, (scales, chosen) = 0.0, sharp
+    for step in BLUR_STEPS:
+        if chosen or not scales:
+            break
+        blur, (scales, chosen) = step, stable(step)
+    if not chosen:  # the fallbacks are judged on the sharp comparison
+        blur, (scales, chosen) = 0.0, sharp
+    if not scales:
+        raise ValueError(f"the frame ({narrow.shape[1]}x{narrow.shape[0]}) is too small for detail_sigma "
+                         f"{detail_sigma}")
+    return blur, scales, chosen, defect_share
 
 
 def _trust_locally(shape, bands: Bands, b: float, info: dict):

@@ -1,0 +1,44 @@
+"""The tone curve that linearizes a stretched wide image, fitted on shared detail."""
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from msgr_nodes.ops.tone_curve import fit_tone_curve
+
+
+def _sky(rng, h=300, w=400):
+    """A linear frame: sky 0.015 with nebulosity up to about 4x it at several scales, and noise."""
+    field = sum(ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), s) * s for s in (3, 8, 20))
+    field = (field - field.min()) / (field.max() - field.min())
+    return (0.015 + 0.05 * field ** 2 + rng.normal(0, 0.0003, (h, w))).astype(np.float32)
+
+
+@pytest.mark.parametrize("k", [50.0, 2000.0])
+def test_the_curve_of_an_asinh_stretch_linearizes_it(rng, k):
+    linear = _sky(rng)
+    narrow = 1.3 * linear + 0.002 * np.linspace(0, 1, linear.shape[1])[None]  # a gradient: no detail
+    wide = (np.arcsinh(k * linear) / np.arcsinh(k)).astype(np.float32)
+    curve = fit_tone_curve(narrow, wide, np.ones(wide.shape, bool), (2.0, 4.0))
+    assert curve.needed and curve.monotonic and curve.slope_change > 1.25, curve
+    assert curve.ratio_curve < 0.5 * curve.ratio_line
+    # g(wide) is the linear image up to a + b x: what is left is noise
+    g = curve.apply(wide).astype(np.float64)
+    b, a = np.polyfit(linear.ravel(), g.ravel(), 1)
+    assert np.std(g - (a + b * linear)) < 0.05 * np.std(g)
+
+
+def test_a_linear_wide_image_needs_no_curve(rng):
+    linear = _sky(rng)
+    wide = (0.7 * linear + rng.normal(0, 0.0003, linear.shape)).astype(np.float32)  # another noise, another slope
+    curve = fit_tone_curve(linear, wide, np.ones(wide.shape, bool), (2.0, 4.0))
+    assert not curve.needed, curve
+    assert 0.9 < curve.slope_change < 1.1
+
+
+def test_saturated_or_empty_samples_are_left_out(rng):
+    """A star the wide image kept (and the narrow one lost) is no evidence of a curve."""
+    linear = _sky(rng)
+    wide = linear.copy()
+    wide[100:110, 100:110] = 0.9
+    curve = fit_tone_curve(linear, wide, wide < 0.5, (2.0, 4.0))
+    assert not curve.needed, curve
