@@ -11,9 +11,10 @@ wide image's DetailFit verdict on the ultra-wide one. ``resid_rms`` in % of sky 
 ``../shared/bench/score.py``.
 
 --stretched-ultra gives the cascade an ultra-wide image that is not linear: the same one after a
-strong stretch (asinh of 2000 x the data, as an already processed frame). The wide image's DetailFit
-should refuse it; it does not yet (its checks compare detail bands, which a monotonic stretch keeps
-alike at every scale), and the cascade is then worse than msgr_additive where nebula fills the frame.
+strong stretch (asinh of 2000 x the data, as an already processed frame). Its checks compare detail
+bands, which a monotonic stretch keeps alike at every scale, so it passes them; the wide image's
+DetailFit finds the stretch from the detail's slope changing with brightness and linearizes it
+(the verdict says "linearized").
 """
 import argparse
 import json
