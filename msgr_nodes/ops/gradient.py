@@ -382,6 +382,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     return MatchResult(diff, fitted.astype(np.float32), info)
 
 
+# The tone curve is fitted on at most this many working pixels.
+CURVE_PIXELS = 1_000_000
+
+
 def linearized(narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, defects: np.ndarray,
                blur: float = 0.0, reject_high: float = 0.92) -> tuple[np.ndarray, str, dict]:
     """The wide image made linear in the narrow one where it was stretched, by a tone curve fitted on
@@ -408,7 +412,10 @@ def linearized(narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, defect
         (the wide plane, linearized or as it was; a note for the self-check's text, empty when
         nothing was done; what was measured, a dict).
     """
-    f = working_factor(narrow.shape, detail_sigma)
+    # a curve of DEGREE terms needs far fewer samples than a slope's checks: at most CURVE_PIXELS,
+    # with the finer band still 1.5 working px or more
+    f = max(working_factor(narrow.shape, detail_sigma),
+            min(_stride(narrow.shape, CURVE_PIXELS), max(1, int(detail_sigma / 1.5))))
     n, w = downsample(narrow, f), downsample(wide, f)
     ok = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
     if defects.any():
