@@ -244,6 +244,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        given the narrow image's own background model where that predicts better; a vignetting
        lens's gain map (:func:`~msgr_nodes.ops.local_trust.fit_gain`) is taken out of the wide
        image's structure.
+    5. A stretched wide image (an asinh or screen stretch, a camera's gamma), whose detail is
+       compressed where it is bright, is linearized by a tone curve fitted on the shared detail
+       (:func:`linearized`) and judged again; the linearized image is kept only where the checks
+       then leave clearly less of the narrow image's detail (RECHECK_GAIN).
     Each decision is reported in ``info["check"]``.
 
     Parameters
@@ -267,7 +271,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         0-2) and how far below its surface a sample box may lie (in ``deviation`` sigma).
     linearize : {"auto", "off"}
         auto: a stretched (non-linear) wide image is found and linearized by a fitted tone curve
-        (:func:`linearized`) at the scale and resolution it was judged on, and judged again; off: the wide image is taken as linear.
+        (:func:`linearized`) at the scale and resolution it was judged on, and judged again (step
+        5); off: the wide image is taken as linear.
 
     Returns
     -------
@@ -338,8 +343,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         info.update(b_detail=b_best, detail_sigma=sigma_used, detail_ratio=best_ratio, large_ratio=ratio_large)
         if ratio_large > fallback_threshold or b_large <= 0:
             why = (f"the wide image does not explain the narrow one's detail (best detail ratio {best_ratio:.2f}, "
-                   f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale{tone_note and ', even '}"
-                   f"{tone_note.removeprefix('; ')})")
+                   f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale){tone_note}")
             return single_image_floor(narrow, info, why, floor_degree, floor_unbalance)
         b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
