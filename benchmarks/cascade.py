@@ -23,13 +23,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from astropy.io import fits
-
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import make_pair  # noqa: E402
-from quality import (IMPERFECT, SCENES, load_score, run_graph, rung, scene_tag, texture_source,  # noqa: E402
-                     truth_wide)
+from quality import (IMPERFECT, SCENES, asinh_stretch, load_score, rewrite, run_graph, rung,  # noqa: E402
+                     scene_tag, texture_source, truth_wide)
 
 from msgr_nodes.executor import Executor  # noqa: E402
 
@@ -52,15 +49,13 @@ def ultra_args(args):
                    "--wide-fov", str(2 * option(args, "--wide-fov", 1.8))]
 
 
-def stretched_ultra(pair, k=2000.0):
-    """A copy of the scene's folder whose ultra-wide image is asinh-stretched (k x the data, back to
-    [0, 1]): the same sky, not linearly related to the wide image."""
+def stretched_ultra(pair):
+    """A copy of the scene's folder whose ultra-wide image is asinh-stretched (quality.py's
+    asinh_stretch): the same sky, not linearly related to the wide image."""
     out = pair.with_name(pair.name + "_stretched")
     if not (out / "ultra.fits").exists():
         shutil.copytree(pair, out, dirs_exist_ok=True)
-        data, header = fits.getdata(pair / "ultra.fits"), fits.getheader(pair / "ultra.fits")
-        stretched = np.arcsinh(k * np.asarray(data, np.float64)) / np.arcsinh(k)
-        fits.writeto(out / "ultra.fits", stretched.astype(np.float32), header, overwrite=True)
+        rewrite(out / "ultra.fits", asinh_stretch)
     return out
 
 

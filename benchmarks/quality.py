@@ -37,6 +37,7 @@ from msgr_nodes.stock import stock_graph  # noqa: E402
 from msgr_nodes.executor import Executor  # noqa: E402
 from msgr_nodes.graph import Graph  # noqa: E402
 from msgr_nodes.io.formats import read_image  # noqa: E402
+from msgr_nodes.ops.stretch import TARGET_BACKGROUND, mtf  # noqa: E402
 
 SCENES = [
     ("rcw32 r3 simple", ["--preset", "rcw32", "--seed", "1", "--ratio", "3"]),
@@ -84,7 +85,7 @@ COLOUR = ((("--nebula-level", "1300"), ("--wide-sb-factor", "0.75"), ("--gradien
 FILES = [f"{k}{s}.fits" for k in ("narrow", "wide") for s in ("", "_clean", "_nebula", "_gradient")]
 
 
-def _rewrite(path, fn):
+def rewrite(path, fn):
     data, header = fits.getdata(path), fits.getheader(path)
     fits.writeto(path, fn(np.asarray(data, np.float64)).astype(np.float32), header, overwrite=True)
 
@@ -121,10 +122,8 @@ def asinh_stretch(d):
 
 def screen_transfer(d):
     """PixInsight's screen auto-stretch made permanent: the midtones transfer function that takes the
-    median to 0.25."""
-    med, target = float(np.median(d)), 0.25
-    m = med * (target - 1) / (2 * med * target - med - target)
-    return (m - 1) * d / ((2 * m - 1) * d - m)
+    median to 0.25 (AutoSTF's midtones balance, without its shadows clip)."""
+    return mtf(float(mtf(TARGET_BACKGROUND, float(np.median(d)))), d)
 
 
 STRETCHES = {"asinh": asinh_stretch, "screen": screen_transfer}
@@ -158,15 +157,15 @@ def prepare(workdir, tag, args, modifier, extra):
     if not (out / "truth.json").is_file():
         shutil.copytree(base, out, dirs_exist_ok=True)
         if modifier in ("trail", "patch"):
-            _rewrite(out / "narrow.fits", trail if modifier == "trail" else patch)
+            rewrite(out / "narrow.fits", trail if modifier == "trail" else patch)
         elif modifier == "vignette":  # the whole wide image (sky, nebula, stars) is dimmed; the truth
             for name in ("wide.fits",):  # of the narrow image does not change
-                _rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
+                rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
         elif modifier in STRETCHES:  # a wide image given stretched; its linear one is kept for the floor
             shutil.copy(out / "wide.fits", out / "wide_linear.fits")
-            _rewrite(out / "wide.fits", STRETCHES[modifier])
+            rewrite(out / "wide.fits", STRETCHES[modifier])
         elif modifier == "ghost":
-            _rewrite(out / "wide.fits", ghost)
+            rewrite(out / "wide.fits", ghost)
         elif modifier == "crop":  # the wide image's right 38 % cut off: it covers about 70 % of the narrow frame
             for name in FILES[4:]:
                 data, header = fits.getdata(out / name), fits.getheader(out / name)

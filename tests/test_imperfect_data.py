@@ -9,6 +9,7 @@ from astropy.io import fits
 
 from msgr_nodes.graph import Graph
 from msgr_nodes.ops.abe import ABEParams, choose_degree
+from msgr_nodes.ops.stretch import TARGET_BACKGROUND, mtf
 from pairrun import check_history, run_recommended, score_pair
 from synthpair import make_pair
 
@@ -208,10 +209,8 @@ def _asinh(d):
 
 def _screen_transfer(d):
     """PixInsight's screen auto-stretch made permanent: the midtones transfer function that takes the
-    median to 0.25."""
-    med, target = float(np.median(d)), 0.25
-    m = med * (target - 1) / (2 * med * target - med - target)
-    return (m - 1) * d / ((2 * m - 1) * d - m)
+    median to 0.25 (AutoSTF's midtones balance, without its shadows clip)."""
+    return mtf(float(mtf(TARGET_BACKGROUND, float(np.median(d)))), d)
 
 
 def _camera_gamma(d):
