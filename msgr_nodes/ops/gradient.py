@@ -434,7 +434,7 @@ def linearized(narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, defect
             "used": curve.needed}
     if not curve.needed:
         return wide, "", info
-    lo, hi = np.quantile(w[ok], [0.02, 0.98])
+    lo, hi = curve.fitted_range
     g_lo, g_hi = curve.apply(np.array([lo, hi], np.float32))
     out = curve.apply(wide)
     out -= np.float32(g_lo)

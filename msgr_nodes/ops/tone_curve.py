@@ -44,6 +44,7 @@ class ToneCurve:
     ratio_curve: float  # detail the curve leaves
     slope_change: float  # g' at the bright end of the data / at the faint end (2nd and 98th percentiles)
     monotonic: bool
+    fitted_range: tuple[float, float]  # those percentiles of the fitted wide samples
 
     @property
     def needed(self) -> bool:
@@ -123,4 +124,4 @@ def fit_tone_curve(narrow: np.ndarray, wide: np.ndarray, ok: np.ndarray, sigmas:
     slope = np.gradient(values, grid)
     faint, bright = np.interp([lo, hi], grid, slope)
     return ToneCurve(grid, values, ratio_line, ratio_curve, float(bright / faint) if faint > 0 else np.inf,
-                     bool(np.all(slope > 0)))
+                     bool(np.all(slope > 0)), (lo, hi))
