@@ -94,3 +94,19 @@ def test_rejection_that_would_leave_too_few_boxes_stops_with_a_warning(small_pai
     error = (wide - res.output("abe", "image").data[0]) - truth
     spread = truth - np.median(truth)
     assert np.std(error - np.median(error)) < 0.2 * np.std(spread)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 8, 16])
+def test_downsample_is_the_block_mean(rng, factor):
+    """Block means of a float plane and of a bool mask (odd edges dropped), against a plain
+    reshape-and-average in float64: the fast paths must give the same numbers."""
+    from msgr_nodes.ops.abe import downsample
+
+    plane = (0.1 + 0.02 * rng.standard_normal((203, 301))).astype(np.float32)
+    mask = rng.random((203, 301)) > 0.7
+    for a in (plane, mask):
+        h, w = a.shape[0] // factor * factor, a.shape[1] // factor * factor
+        want = a[:h, :w].astype(np.float64).reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+        got = downsample(a, factor)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)

@@ -156,3 +156,21 @@ def test_fields_that_do_not_overlap_fail_in_the_cli_with_one_summary_line(medium
     assert err[0].startswith("error: star_align (Register): ") and "fields do not overlap" in err[0]
     assert len(err) == 2 and err[1].startswith("error: ") and "not run because of the error above" in err[1]
     assert not list(tmp_path.glob("*.fits*part"))
+
+
+def test_the_homography_fit_recovers_a_projective_mapping(rng):
+    """The direct linear transform on 2000 stars with 0.3 px centroid noise: the mapping that made
+    them, to a few hundredths of a pixel over the frame; coincident stars are a clear error."""
+    truth = np.array([[0.5, 0.02, 100.0], [-0.01, 0.49, 50.0], [1e-6, -2e-6, 1.0]])
+    src = rng.uniform(0, 6000, (2000, 2))
+
+    def apply(h, p):
+        q = np.c_[p, np.ones(len(p))] @ h.T
+        return q[:, :2] / q[:, 2:]
+
+    dst = apply(truth, src) + rng.normal(0, 0.3, src.shape)
+    fitted = R._fit_homography(src, dst)
+    grid = np.stack(np.meshgrid(np.linspace(0, 6000, 7), np.linspace(0, 6000, 7)), -1).reshape(-1, 2)
+    assert np.abs(apply(fitted, grid) - apply(truth, grid)).max() < 0.05
+    with pytest.raises(R.RegistrationError, match="coincide"):
+        R._fit_homography(np.ones((40, 2)), dst[:40])

@@ -95,13 +95,36 @@ def _celestial_wcs(header):
     return w if w.has_celestial and w.wcs.ctype[0] else None
 
 
-def _fit_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    from skimage.transform import ProjectiveTransform
+def _normalizing(points: np.ndarray) -> np.ndarray:
+    """The similarity (3x3) that centres points (N, 2) and scales their mean distance to sqrt(2)."""
+    c = points.mean(axis=0)
+    d = float(np.mean(np.hypot(points[:, 0] - c[0], points[:, 1] - c[1])))
+    if not np.isfinite(d) or d <= 0:
+        raise RegistrationError("could not fit a projective transform to the matched stars (they coincide)")
+    k = math.sqrt(2.0) / d
+    return np.array([[k, 0.0, -k * c[0]], [0.0, k, -k * c[1]], [0.0, 0.0, 1.0]])
 
-    t = ProjectiveTransform.from_estimate(src, dst)
-    if not t:
+
+def _fit_homography(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 3x3 homography src (N, 2) -> dst (N, 2) by the normalized direct linear transform.
+
+    scikit-image's ProjectiveTransform solves the same least-squares problem but through a full SVD
+    of its 2N x 9 matrix, whose 2N x 2N left factor alone took 40 ms per fit for 2000 stars (1 s of
+    every registration); only the right factor is needed."""
+    ts, td = _normalizing(src), _normalizing(dst)
+    p = src @ ts[:2, :2].T + ts[:2, 2]
+    q = dst @ td[:2, :2].T + td[:2, 2]
+    n = p.shape[0]
+    a = np.zeros((2 * n, 9))
+    a[:n, 0:2], a[:n, 2] = p, 1.0
+    a[:n, 6:8], a[:n, 8] = -q[:, :1] * p, -q[:, 0]
+    a[n:, 3:5], a[n:, 5] = p, 1.0
+    a[n:, 6:8], a[n:, 8] = -q[:, 1:] * p, -q[:, 1]
+    h = np.linalg.svd(a, full_matrices=False)[2][-1].reshape(3, 3)
+    h = np.linalg.inv(td) @ h @ ts
+    if not np.all(np.isfinite(h)) or abs(h[2, 2]) < 1e-12:
         raise RegistrationError("could not fit a projective transform to the matched stars")
-    return t.params
+    return h / h[2, 2]
 
 
 def initial_from_wcs(ref_header, tgt_header, ref_shape, tgt_shape) -> np.ndarray | None:
