@@ -3,7 +3,7 @@ import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
 from msgr_nodes.ops import register as reg_ops
-from msgr_nodes.ops.stars import luminance
+from msgr_nodes.ops.stars import luminance, replace_hot_pixels
 
 
 def run(ctx, inputs, params):
@@ -17,14 +17,18 @@ def run(ctx, inputs, params):
     ctx.progress(0.85, "resampling")
     map_x, map_y = reg_ops.coordinate_maps(reg, params["grid_step"])
     out = np.empty((tgt.channels,) + ref.data.shape[1:], np.float32)
+    # the target's hot pixels would be spread by the interpolation into blobs of a star's size (and
+    # taken for saturated stars downstream): replaced by their surroundings first
+    hot = reg.target_hot_pixels
     for c in range(tgt.channels):
-        out[c] = reg_ops.resample(tgt.data[c], map_x, map_y, float(np.median(tgt.data[c])), params["clamping"])
+        plane = tgt.data[c] if hot is None or not len(hot) else replace_hot_pixels(tgt.data[c], hot)
+        out[c] = reg_ops.resample(plane, map_x, map_y, float(np.median(tgt.data[c])), params["clamping"])
     cover = reg_ops.footprint(map_x, map_y, tgt.data.shape[1:])
     covered = float(cover.mean())
     if covered < 0.999:
         ctx.warn(f"the target covers {100 * covered:.1f} % of the reference frame; the rest is filled with "
                  f"the target's median (see the footprint output)")
-    stats = dict(reg.stats, covered=covered)
+    stats = dict(reg.stats, covered=covered, hot_pixels_replaced=0 if hot is None else int(len(hot)))
     if "warning" in stats:
         ctx.warn(stats["warning"])
     ctx.metadata.update(stats)
@@ -44,7 +48,8 @@ SPEC = NodeSpec(
     help="Star alignment: resample the target (wide field) onto the reference (narrow field) grid. The "
          "narrow field is found inside the wide one from both WCS headers or, without them, by a star "
          "pattern search over scales 1-8, rotations and mirroring; then a projective model (RANSAC) and a "
-         "smoothing thin-plate spline correct the distortion.",
+         "smoothing thin-plate spline correct the distortion. Hot pixels of the target (sources whose light "
+         "sits in one pixel) are replaced by their surroundings before it is resampled.",
     run=run,
     inputs=(Port(name="reference", type="image", help="the frame to align to (MSGR: narrow)"),
             Port(name="target", type="image", help="the image to resample (MSGR: wide, after ABE)")),

@@ -47,13 +47,19 @@ def saturated_patch(d):
     d[h // 3:h // 3 + 40, w // 2:w // 2 + 40] = 1.0
 
 
+def hot_pixels(d):
+    """300 hot pixels at full scale (an uncalibrated sensor, cosmic rays)."""
+    rng = np.random.default_rng(5)
+    d[rng.integers(0, d.shape[0], 300), rng.integers(0, d.shape[1], 300)] = 1.0
+
+
 @pytest.fixture(scope="module")
 def clean_run(medium_pair, tmp_path_factory):
     out = tmp_path_factory.mktemp("clean")
     return _run(medium_pair, out)
 
 
-@pytest.mark.parametrize("paint", [trail, saturated_patch])
+@pytest.mark.parametrize("paint", [trail, saturated_patch, hot_pixels])
 def test_a_local_defect_does_not_switch_the_correction_off(medium_pair, clean_run, tmp_path, paint):
     name = _painted(medium_pair, tmp_path, paint)
     pair = tmp_path / "pair"
@@ -65,12 +71,52 @@ def test_a_local_defect_does_not_switch_the_correction_off(medium_pair, clean_ru
     # the model barely moves: the defect is left out of the slope fit and of the self-check
     m0, m1 = fits.getdata(clean_model), fits.getdata(model)
     sky = 1000 / 65535
-    assert 100 * np.std((m1 - m0) - np.median(m1 - m0)) / sky < 0.5  # measured: 0.35 (trail), 0.16 (patch)
+    # measured: 0.35 (trail), 0.16 (patch), 0.0 (hot pixels; 0.66 when they took bright stars' masks)
+    assert 100 * np.std((m1 - m0) - np.median(m1 - m0)) / sky < 0.5
     # and the score moves by at most 0.1 % of sky beyond what the painted defect itself costs
     painted_clean = fits.getdata(clean_out).copy()
     paint(painted_clean)
     fits.writeto(tmp_path / "painted_clean.fits", painted_clean.astype(np.float32))
     assert _score(medium_pair, out) <= _score(medium_pair, tmp_path / "painted_clean.fits") + 0.1
+
+
+def test_hot_pixels_of_the_wide_image_are_not_resampled_into_stars(medium_pair, clean_run, tmp_path):
+    """150 hot pixels in the wide image: Register replaces them before it resamples (spread by the
+    interpolation, they were taken for saturated stars: 0.25 -> 0.56 % of sky; now 0.31)."""
+    pair = tmp_path / "pair"
+    shutil.copytree(medium_pair, pair)
+    d, header = fits.getdata(pair / "wide.fits").copy(), fits.getheader(pair / "wide.fits")
+    rng = np.random.default_rng(3)
+    d[rng.integers(0, d.shape[0], 150), rng.integers(0, d.shape[1], 150)] = 1.0
+    fits.writeto(pair / "wide.fits", d, header, overwrite=True)
+    result = []
+    out, _, header = run_recommended(pair, tmp_path / "run", result=result)
+    assert header["MSGRCHK"] == "passed"
+    assert _score(medium_pair, out) <= _score(medium_pair, clean_run[0]) + 0.1
+    assert result[0].results["star_align"].metadata["hot_pixels_replaced"] >= 130
+
+
+def test_the_black_borders_of_an_uncropped_stack_are_left_out(medium_pair, clean_run, tmp_path):
+    """60 px of zeros along the narrow frame's left edge (a stack that was not cropped): before, the
+    step entered the difference and left 2.6 % of sky over the rest of the frame (0.21 clean)."""
+    d, header = fits.getdata(medium_pair / "narrow.fits").copy(), fits.getheader(medium_pair / "narrow.fits")
+    d[:, :60] = 0
+    pair = tmp_path / "pair"
+    shutil.copytree(medium_pair, pair)
+    fits.writeto(pair / "narrow_borders.fits", d, header)
+    out, _, header = run_recommended(pair, tmp_path / "run", narrow="narrow_borders.fits")
+    assert header["MSGRCHK"] == "passed"
+
+    def score_right(image_path, x0=120):  # the frame right of the borders, beyond the model's seam
+        from msgr_nodes.ops.score import score
+
+        truth = {n: fits.getdata(medium_pair / f"narrow_{n}.fits")[:, x0:].astype(np.float64)
+                 for n in ("nebula", "clean", "gradient")}
+        return score(fits.getdata(image_path)[:, x0:].astype(np.float64), truth["nebula"], truth["clean"],
+                     truth["gradient"], 1000 / 65535)["resid_rms"]
+
+    assert score_right(out) <= score_right(clean_run[0]) + 0.1
+    assert "the narrow image has no data on 7.6 % of its frame" in check_history(header)  # 60 px, widened
 
 
 def test_a_soft_wide_image_passes_at_matched_resolution(tmp_path):

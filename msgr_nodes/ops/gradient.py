@@ -296,14 +296,19 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     # where the registered wide image has no data (outside its field), it is no reference at all
     no_data = uncovered(wide)
     coverage = 1.0 - (float(no_data.mean()) if no_data is not None else 0.0)
+    # where the narrow image itself has no data (the black borders of a stack that was not cropped),
+    # there is nothing to correct: left out like the wide image's, so that its step does not enter
+    # the difference (60 px of zeros along one edge left 2.6 % of sky over the rest of the frame)
+    void = uncovered(narrow)
     if coverage < MIN_COVERAGE:
         info = {"check": "passed", "coverage": coverage, "b_large": 0.0, "scales": []}
         return single_image_floor(narrow, info, f"the wide image has data on only {100 * coverage:.0f} % of the "
-                                                f"narrow frame", floor_degree, floor_unbalance)
-    b_large = large_scale_slope(narrow, wide, exclude=no_data)  # block medians: robust to the defects themselves
+                                                f"narrow frame", floor_degree, floor_unbalance, mask=void)
+    skip = no_data if void is None else void if no_data is None else no_data | void
+    b_large = large_scale_slope(narrow, wide, exclude=skip)  # block medians: robust to the defects themselves
     defects = local_defects(narrow, wide, b_large)
-    if no_data is not None:
-        defects |= no_data
+    if skip is not None:
+        defects |= skip
     search = functools.partial(_search, narrow, detail_sigma=detail_sigma, slope_tolerance=slope_tolerance,
                                detail_threshold=detail_threshold)
     blur, scales, chosen, defect_share = search(wide, defects)
@@ -315,10 +320,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         sigma_judged = chosen[0] if chosen else min(scales, key=lambda t: t[3])[0]
         curved, tone_note, tone = linearized(narrow, wide, max(sigma_judged / 2, detail_sigma), defects, blur=blur)
         if tone_note:  # the slope, the defects and the checks of the linear image
-            b_curved = large_scale_slope(narrow, curved, exclude=no_data)
+            b_curved = large_scale_slope(narrow, curved, exclude=skip)
             defects_curved = local_defects(narrow, curved, b_curved)
-            if no_data is not None:
-                defects_curved |= no_data
+            if skip is not None:
+                defects_curved |= skip
             judged = search(curved, defects_curved)
             # kept only where the linearized image is judged better: a stable slope where the wide
             # image had one, and clearly less of the narrow image's detail left (a softer wide image
@@ -344,7 +349,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         if ratio_large > fallback_threshold or b_large <= 0:
             why = (f"the wide image does not explain the narrow one's detail (best detail ratio {best_ratio:.2f}, "
                    f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale){tone_note}")
-            return single_image_floor(narrow, info, why, floor_degree, floor_unbalance)
+            return single_image_floor(narrow, info, why, floor_degree, floor_unbalance, mask=void)
         b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
                          f"stable slope; used the large-scale slope {b:.4f}")
@@ -358,6 +363,11 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if coverage < 1.0:
         info["check"] += (f"; the wide image has no data on {100 * (1 - coverage):.1f} % of the narrow frame "
                           f"(outside its field, or clipped flat), the model interpolated across it")
+    if void is not None:
+        info["narrow_void"] = float(void.mean())
+        info["check"] += (f"; the narrow image has no data on {100 * info['narrow_void']:.1f} % of its frame "
+                          f"(a stack's uncropped borders, or clipped flat): left out, the model interpolated "
+                          f"across it")
     wide_only, gain = _trust_locally(narrow.shape, bands, b, info)
     if slope > 0:
         info["b_measured"] = b
@@ -378,7 +388,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if defects.any():
         diff = fill_coarse(diff, defects, inplace=True)  # diff is ours: no second frame in memory
     if no_data is not None and 1.0 - coverage >= OWN_BACKGROUND_SHARE:
-        diff = _own_background_where_no_data(diff, narrow, no_data, info)
+        diff = _own_background_where_no_data(diff, narrow, no_data, info, void=void)
     a = sampled_median(diff)
     diff -= np.float32(a)
     fitted += np.float32(a)
@@ -542,7 +552,7 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
 
 
 def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0,
-                       unbalance: float = 1.8) -> MatchResult:
+                       unbalance: float = 1.8, mask: np.ndarray | None = None) -> MatchResult:
     """Where the wide image cannot be trusted at all: a background model of the narrow image alone, as
     the difference to smooth and subtract (``narrow`` (H, W), nominally in [0, 1]).
 
@@ -550,12 +560,33 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     ABE's ``deviation`` sigma) at ``degree``, or with ``degree`` 0 at degree 0-2 chosen blind by
     cross-validation on held-out sample boxes. A constant winning the cross-validation means no
     gradient is seen: nothing is subtracted then. A degree given by hand is for a frame the user
-    knows to be mostly empty sky, where a more flexible surface follows the gradient and not nebula."""
+    knows to be mostly empty sky, where a more flexible surface follows the gradient and not nebula.
+
+    Parameters
+    ----------
+    narrow : ndarray
+        float32 (H, W), nominally in [0, 1].
+    info : dict
+        The checks' record so far; the floor's choice is added to it.
+    why : str
+        Why the wide image was not used (the start of the check text).
+    degree : int
+        ABE's degree; 0 = chosen blind among 0-2.
+    unbalance : float
+        How far below the surface a sample box may lie (ABE's ``deviation`` sigma).
+    mask : ndarray, optional
+        (H, W) bool, True where the narrow image has no data (a stack's borders): not sampled.
+
+    Returns
+    -------
+    MatchResult
+        The model as the difference, the narrow image minus it as ``fitted``, and ``info``.
+    """
     p = ABEParams(unbalance=unbalance)
     how = f"ABE degree {degree}, given"
     if degree == 0:
         try:
-            degree, cv = blind_degree(narrow, p)  # the same choice as ABE's degree: auto
+            degree, cv = blind_degree(narrow, p, mask)  # the same choice as ABE's degree: auto
         except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
             degree, cv = 0, {"error": str(exc)}
         info["floor_cv"] = cv.get("cv_error")
@@ -566,7 +597,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
         zero = np.zeros(narrow.shape, np.float32)
         return MatchResult(zero, narrow.astype(np.float32).copy(), info)
     p.degree = degree
-    surf, _ = fit_background(narrow, p)
+    surf, _ = fit_background(narrow, p, mask)
     model = surf.evaluate()
     model -= np.float32(sampled_median(model))
     info["check"] = (f"single-image fallback: {why}; used a background model of the narrow image alone "
@@ -624,7 +655,7 @@ OWN_BACKGROUND_SHARE = 0.05
 
 
 def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: np.ndarray, info: dict,
-                                  block: int = 8) -> np.ndarray:
+                                  block: int = 8, void: np.ndarray | None = None) -> np.ndarray:
     """``diff`` (H, W), already interpolated across ``region`` ((H, W) bool, where the wide image has
     no data), or with the narrow image's own background model there instead, whichever predicts the
     trusted difference better next to the region (chosen blind, as a held-out check).
@@ -647,8 +678,8 @@ def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: 
     truth = downsample(diff, block)
     interpolated = fill_masked(np.where(near, 0, truth).astype(np.float32), near)
     try:
-        degree, _ = choose_degree(narrow, ABEParams())
-        surf, _ = fit_background(narrow, ABEParams(degree=max(degree, 1)))
+        degree, _ = choose_degree(narrow, ABEParams(), void)
+        surf, _ = fit_background(narrow, ABEParams(degree=max(degree, 1)), void)
     except MsgrError:  # too few sky boxes: keep the interpolation
         return diff
     own = surf.evaluate()

@@ -41,6 +41,7 @@ class Registration:
     tps_fit: object = None                     # scipy RBFInterpolator on normalised coords
     norm: tuple[float, float, float] = (0.0, 0.0, 1.0)  # centre x, centre y, scale
     stats: dict = field(default_factory=dict)
+    target_hot_pixels: np.ndarray | None = None  # (n, 2) x, y target px of the target's hot pixels
 
     def projective(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         w = self.H[2, 0] * x + self.H[2, 1] * y + self.H[2, 2]
@@ -93,6 +94,12 @@ def _celestial_wcs(header):
         except Exception:
             return None
     return w if w.has_celestial and w.wcs.ctype[0] else None
+
+
+def _stars_only(det: Detection) -> Detection:
+    """The detection without its hot pixels (:meth:`Detection.hot_pixels`)."""
+    hot = det.hot_pixels()
+    return det.subset(~hot) if hot.any() and not hot.all() else det
 
 
 def _normalizing(points: np.ndarray) -> np.ndarray:
@@ -477,8 +484,10 @@ def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None,
     """
     say = progress or (lambda f, m: None)
     say(0.05, "detecting stars")
-    ref_det = detect(ref, detection_sigma).brightest(max_stars)
-    tgt_det = detect(tgt, detection_sigma).brightest(max_stars)
+    # hot pixels are bright but match nothing: left out before the brightest are taken
+    ref_det = _stars_only(detect(ref, detection_sigma)).brightest(max_stars)
+    tgt_all = detect(tgt, detection_sigma)
+    tgt_det = _stars_only(tgt_all).brightest(max_stars)
     enough_stars = len(ref_det) >= min_stars and len(tgt_det) >= min_stars
     wcs_problem = None
     H0 = None
@@ -529,6 +538,8 @@ def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None,
                               {"refined": False, "initial": "wcs",
                                "warning": f"aligned from the WCS headers only: {wcs_problem}"})
     reg.stats.update({"stars_reference": len(ref_det), "stars_target": len(tgt_det)})
+    hot = tgt_all.hot_pixels()
+    reg.target_hot_pixels = np.stack([tgt_all.x[hot], tgt_all.y[hot]], 1)
     _check_fold(reg)
     return reg
 
