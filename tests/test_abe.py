@@ -110,3 +110,27 @@ def test_downsample_is_the_block_mean(rng, factor):
         got = downsample(a, factor)
         assert got.dtype == np.float32 and got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+
+
+def test_the_black_borders_of_an_uncropped_stack_are_not_sampled_and_stay_black(rng):
+    """A gradient under noise with 40 px of zeros on the right and 30 at the bottom (a stack whose
+    frames did not overlap there): with the stock graphs' wide-image setting (dark boxes kept down
+    to unbalance 4 x deviation sigma) the model follows the gradient of the data (0.38 % of the sky;
+    sampled as dark sky, the zeros tilted it by 35 %), and the ABE node leaves the borders at 0."""
+    h, w = 300, 400
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    grad = 0.1 + 0.02 * xx - 0.015 * yy + 0.01 * (xx - 0.5) ** 2
+    img = (grad + rng.normal(0, 0.002, (h, w))).astype(np.float32)
+    img[:, -40:] = 0
+    img[-30:, :] = 0
+    surf, _ = fit_background(img, ABEParams(degree=2, unbalance=4.0))
+    err = (surf.evaluate() - grad)[:-30, :-40]
+    assert 100 * np.std(err) / 0.1 < 1.0  # % of the sky level
+
+    g = Graph()
+    g.add_node("ABE", "abe", {"degree": 2})
+    spec = g.spec("abe")
+    out = spec.run(RunContext("abe"), {"image": Image(img)}, spec.effective_params(g.nodes["abe"].params))
+    out = out["image"].data[0]
+    assert np.all(out[:, -40:] == 0) and np.all(out[-30:, :] == 0)
+    assert abs(float(np.std(out[:-30, :-40])) - 0.002) < 0.0005  # flat: only the noise is left
