@@ -180,12 +180,17 @@ def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
 
 
 def large_scale_slope(narrow: np.ndarray, wide: np.ndarray, block: int = 32,
-                      exclude: np.ndarray | None = None) -> float:
+                      exclude: np.ndarray | None = None, reject_high: float = 0.92) -> float:
     """The slope between the images' block medians (what the recipe's LinearFit on large scales sees),
-    leaving out the blocks that are mostly ``exclude`` ((H, W) bool), if given."""
+    leaving out the blocks that are mostly ``exclude`` ((H, W) bool), if given, and saturated blocks
+    (median at or above ``reject_high`` in either image): a least-absolute-deviations line is robust
+    to outliers in the narrow image but not to a far-out wide value, which it passes through (a
+    saturated patch of the wide image took the slope from 1.02 to 0.04)."""
     bn, bw = _block_medians(narrow, block).ravel(), _block_medians(wide, block).ravel()
+    keep = (bn < reject_high) & (bw < reject_high)
     if exclude is not None:
-        keep = _block_medians(exclude.view(np.uint8), block).ravel() < 0.5  # a view: no float copy of the frame
+        keep &= _block_medians(exclude.view(np.uint8), block).ravel() < 0.5  # a view: no float copy of the frame
+    if keep.sum() >= 2:
         bn, bw = bn[keep], bw[keep]
     return float(l1_line(bw.astype(np.float64), bn.astype(np.float64))[1])
 
@@ -609,9 +614,9 @@ def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_hig
                   sigma: float = 2.0) -> np.ndarray:
     """Pixels (H, W) bool of either plane that no sky explains: saturated ones, and those where the
     finest detail band of narrow - slope x wide stands beyond DEFECT_SIGMA robust sigmas (a trail,
-    blooming, hot pixels, a stacking edge), each widened by 2 sigma px. Nothing is marked when more
-    than MAX_DEFECT_SHARE of the frame would be: that is a mismatch of the whole image, for the
-    self-checks to judge, not a local defect.
+    blooming, hot pixels, a stacking edge), each widened by 2 sigma px. No outlier of the band is
+    marked when more than MAX_DEFECT_SHARE of the frame would be: that is a mismatch of the whole
+    image, for the self-checks to judge, not a local defect (saturated pixels are marked all the same).
 
     Parameters
     ----------
@@ -635,11 +640,17 @@ def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_hig
     r = bandpass(n - np.float32(slope) * w, max(sigma / k, 1.0))
     centre = float(np.median(r))
     spread = 1.4826 * float(np.median(np.abs(r - centre))) + 1e-12
-    marked = (np.abs(r - centre) > DEFECT_SIGMA * spread) | (n >= reject_high) | (w >= reject_high)
-    if not marked.any():
-        return np.zeros(narrow.shape, bool)
-    marked = ndimage.binary_dilation(marked, iterations=int(math.ceil(2 * sigma / k)))
+    saturated = (n >= reject_high) | (w >= reject_high)
+    marked = np.abs(r - centre) > DEFECT_SIGMA * spread
+    reach = int(math.ceil(2 * sigma / k))
+    if marked.any():
+        marked = ndimage.binary_dilation(marked, iterations=reach)
     if marked.mean() > MAX_DEFECT_SHARE:
+        # a mismatch of the whole image, for the checks to judge; saturation is a defect all the same
+        marked[:] = False
+    if saturated.any():
+        marked |= ndimage.binary_dilation(saturated, iterations=reach)
+    if not marked.any():
         return np.zeros(narrow.shape, bool)
     return upsample_mask(marked, narrow.shape, k) if k > 1 else marked
 
