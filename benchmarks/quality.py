@@ -6,7 +6,8 @@ on pairs made with make_pairs.py, in one run.
     python benchmarks/quality.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--realpairs] [--imperfect]
 
 --imperfect adds the scenes users bring: soft wide optics (--wide-fwhm 3.5-6), few frames, a
-vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, hot
+vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a
+trail into the wide one, hot
 pixels in both images, both stacks left uncropped (black borders; the narrow image's are not
 scored), a reflection (ghost) painted into the wide image, a wide image that covers 70 % of the narrow frame, a faint
 wide image (--wide-sb-factor 0.3-0.5), colour pairs (three runs of one seed with per-channel
@@ -65,6 +66,7 @@ IMPERFECT = [
     ("rcw32 seed 26 (as is)", ["--preset", "rcw32", "--seed", "26"], None),
     ("vignetted wide -35 %", ["--preset", "rcw32", "--seed", "26"], "vignette"),
     ("trail in narrow", ["--preset", "rcw32", "--seed", "26"], "trail"),
+    ("trail in wide", ["--preset", "rcw32", "--seed", "26"], "wide trail"),
     ("saturated patch", ["--preset", "rcw32", "--seed", "26"], "patch"),
     ("hot pixels in both", ["--preset", "rcw32", "--seed", "26"], "hot"),
     ("uncropped stack borders", ["--preset", "rcw32", "--seed", "26"], "borders"),
@@ -189,6 +191,8 @@ def prepare(workdir, tag, args, modifier, extra):
         shutil.copytree(base, out, dirs_exist_ok=True)
         if modifier in ("trail", "patch"):
             rewrite(out / "narrow.fits", trail if modifier == "trail" else patch)
+        elif modifier == "wide trail":  # the same trail across the wide frame (3 narrow px there)
+            rewrite(out / "wide.fits", trail)
         elif modifier == "hot":  # 2000 in the 3 Mpx narrow image, 500 in the wide one
             rewrite(out / "narrow.fits", hot_pixels(2000, 1))
             rewrite(out / "wide.fits", hot_pixels(500, 2))
