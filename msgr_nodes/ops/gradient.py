@@ -308,7 +308,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if coverage < MIN_COVERAGE:
         info = {"check": "passed", "coverage": coverage, "b_large": 0.0, "scales": []}
         return single_image_floor(narrow, info, f"the wide image has data on only {100 * coverage:.0f} % of the "
-                                                f"narrow frame", floor_degree, floor_unbalance, mask=void)
+                                                f"narrow frame", floor_degree, floor_unbalance)
     skip = no_data if void is None else void if no_data is None else no_data | void
     b_large = large_scale_slope(narrow, wide, exclude=skip)  # block medians: robust to the defects themselves
     defects = local_defects(narrow, wide, b_large)
@@ -354,7 +354,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         if ratio_large > fallback_threshold or b_large <= 0:
             why = (f"the wide image does not explain the narrow one's detail (best detail ratio {best_ratio:.2f}, "
                    f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale){tone_note}")
-            return single_image_floor(narrow, info, why, floor_degree, floor_unbalance, mask=void)
+            return single_image_floor(narrow, info, why, floor_degree, floor_unbalance)
         b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
                          f"stable slope; used the large-scale slope {b:.4f}")
@@ -393,7 +393,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if defects.any():
         diff = fill_coarse(diff, defects, inplace=True)  # diff is ours: no second frame in memory
     if no_data is not None and 1.0 - coverage >= OWN_BACKGROUND_SHARE:
-        diff = _own_background_where_no_data(diff, narrow, no_data, info, void=void)
+        diff = _own_background_where_no_data(diff, narrow, no_data, info)
     a = sampled_median(diff)
     diff -= np.float32(a)
     fitted += np.float32(a)
@@ -557,7 +557,7 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
 
 
 def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0,
-                       unbalance: float = 1.8, mask: np.ndarray | None = None) -> MatchResult:
+                       unbalance: float = 1.8) -> MatchResult:
     """Where the wide image cannot be trusted at all: a background model of the narrow image alone, as
     the difference to smooth and subtract (``narrow`` (H, W), nominally in [0, 1]).
 
@@ -566,6 +566,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     cross-validation on held-out sample boxes. A constant winning the cross-validation means no
     gradient is seen: nothing is subtracted then. A degree given by hand is for a frame the user
     knows to be mostly empty sky, where a more flexible surface follows the gradient and not nebula.
+    Where the narrow image has no data (a stack's black borders), ABE does not sample it.
 
     Parameters
     ----------
@@ -579,8 +580,6 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
         ABE's degree; 0 = chosen blind among 0-2.
     unbalance : float
         How far below the surface a sample box may lie (ABE's ``deviation`` sigma).
-    mask : ndarray, optional
-        (H, W) bool, True where the narrow image has no data (a stack's borders): not sampled.
 
     Returns
     -------
@@ -591,7 +590,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     how = f"ABE degree {degree}, given"
     if degree == 0:
         try:
-            degree, cv = blind_degree(narrow, p, mask)  # the same choice as ABE's degree: auto
+            degree, cv = blind_degree(narrow, p)  # the same choice as ABE's degree: auto
         except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
             degree, cv = 0, {"error": str(exc)}
         info["floor_cv"] = cv.get("cv_error")
@@ -602,7 +601,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
         zero = np.zeros(narrow.shape, np.float32)
         return MatchResult(zero, narrow.astype(np.float32).copy(), info)
     p.degree = degree
-    surf, _ = fit_background(narrow, p, mask)
+    surf, _ = fit_background(narrow, p)
     model = surf.evaluate()
     model -= np.float32(sampled_median(model))
     info["check"] = (f"single-image fallback: {why}; used a background model of the narrow image alone "
@@ -666,7 +665,7 @@ OWN_BACKGROUND_SHARE = 0.05
 
 
 def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: np.ndarray, info: dict,
-                                  block: int = 8, void: np.ndarray | None = None) -> np.ndarray:
+                                  block: int = 8) -> np.ndarray:
     """``diff`` (H, W), already interpolated across ``region`` ((H, W) bool, where the wide image has
     no data), or with the narrow image's own background model there instead, whichever predicts the
     trusted difference better next to the region (chosen blind, as a held-out check).
@@ -689,8 +688,8 @@ def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: 
     truth = downsample(diff, block)
     interpolated = fill_masked(np.where(near, 0, truth).astype(np.float32), near)
     try:
-        degree, _ = choose_degree(narrow, ABEParams(), void)
-        surf, _ = fit_background(narrow, ABEParams(degree=max(degree, 1)), void)
+        degree, _ = choose_degree(narrow, ABEParams())
+        surf, _ = fit_background(narrow, ABEParams(degree=max(degree, 1)))
     except MsgrError:  # too few sky boxes: keep the interpolation
         return diff
     own = surf.evaluate()

@@ -256,10 +256,8 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     med_conc = float(np.median(conc[~hot]))
     stars = np.flatnonzero(~hot & (saturated | (det.a <= 0.6 * compact * med_a) |
                                    ((det.a <= 2 * compact * med_a) & (conc >= 0.3 * med_conc))))
-    if det.segmentation is not None and hot.any():
-        ids = np.zeros(len(det) + 1, bool)
-        ids[np.flatnonzero(hot) + 1] = True
-        mask |= ndimage.binary_dilation(ids[np.clip(det.segmentation, 0, len(det))], iterations=1)
+    if hot.any():
+        mask |= _footprints(det, np.flatnonzero(hot), grow=1)
     if stars.size == 0:
         return mask, stars
     radius = star_radii(det, stars, k, growth, max_radius, saturated)
@@ -269,12 +267,18 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
     sep.mask_ellipse(m8, det.x[stars], det.y[stars], a, np.maximum(b, 0.3 * a), det.theta[stars],
                      r=radius / np.maximum(a, 1e-3))
     mask |= m8.astype(bool)
-    if det.segmentation is not None:
-        ids = np.zeros(len(det) + 1, bool)
-        ids[stars + 1] = True
-        seg = ids[np.clip(det.segmentation, 0, len(det))]
-        mask |= ndimage.binary_dilation(seg, iterations=2)
+    mask |= _footprints(det, stars, grow=2)
     return mask, stars
+
+
+def _footprints(det: Detection, index: np.ndarray, grow: int) -> np.ndarray | bool:
+    """(H, W) bool: the segmentation footprints of the sources at ``index``, widened by ``grow`` px;
+    False without a segmentation map."""
+    if det.segmentation is None:
+        return False
+    ids = np.zeros(len(det) + 1, bool)
+    ids[index + 1] = True
+    return ndimage.binary_dilation(ids[np.clip(det.segmentation, 0, len(det))], iterations=grow)
 
 
 def _sum_2x2(a: np.ndarray) -> np.ndarray:
