@@ -38,7 +38,9 @@ SPEC = NodeSpec(
     type="StarRemove", version=2, category="Stars",
     help="Remove stars so that dense fields and bright halos do not leak into large scales: SEP detection "
          "on the luminance, elliptical masks that grow with flux (saturated stars doubled), filled from the "
-         "surrounding background by multiscale normalised convolution. backend=onnx runs a local model file.",
+         "surrounding background by multiscale normalised convolution. Hot pixels are masked by their own footprint; "
+         "satellite trails stay in the image (for DetailFit to find as defects) but never fill a star they pass. "
+         "backend=onnx runs a local model file.",
     run=run, check=check,
     inputs=(Port(name="image", type="image", help="the image, linear"),),
     outputs=(Port(name="image", type="image", help="the starless image"),

@@ -102,11 +102,19 @@ def wide_saturated_patch(d):
     d[h // 2 - 10:h // 2 + 10, w // 2 - 5:w // 2 + 15] = 1.0
 
 
-@pytest.mark.parametrize("paint", [wide_saturated_patch])
+def wide_trail(d):
+    """A 3 px trail across the wide image, 3300 e- bright; it passes a saturated star."""
+    h, w = d.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    d[:] = np.clip(d + (np.abs((yy - 0.3 * h) - xx * 0.5 * h / w) < 1.5) * 0.05, 0, 1)
+
+
+@pytest.mark.parametrize("paint", [wide_saturated_patch, wide_trail])
 def test_a_local_defect_of_the_wide_image_is_left_out(medium_pair, clean_run, tmp_path, paint):
     """Before, the patch's few saturated blocks carried the large-scale slope's line (1.02 -> 0.04),
     the defect search that depends on it gave up, and the patch went into the model: 0.25 -> 1.70 %
-    of sky; now 0.27."""
+    of sky; now 0.27. The trail was left out, but StarRemove filled the saturated star's mask from
+    the trail beside it, -35 % of sky over 80 px that no check marked: 0.55; now 0.32."""
     pair = tmp_path / "pair"
     shutil.copytree(medium_pair, pair)
     d, header = fits.getdata(pair / "wide.fits").copy(), fits.getheader(pair / "wide.fits")

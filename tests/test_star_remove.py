@@ -65,6 +65,26 @@ def test_saturated_star_gets_a_large_mask_and_is_removed(rng):
     assert abs(float(out[0, 90:111, 110:131].mean()) - 0.05) < 0.005
 
 
+def test_a_trail_past_a_saturated_star_does_not_fill_its_mask(rng):
+    """A satellite trail that passes a saturated star: the fill of the star's large mask is taken
+    from the sky around it, not smeared from the trail (before: +33 % of the sky level), and the trail
+    itself stays in the starless image, for the steps after to find as a defect."""
+    h, w = 200, 240
+    yy, xx = np.mgrid[0:h, 0:w]
+    sky = 0.05 + rng.normal(0, 0.002, (h, w))
+    r2 = (xx - 120.0) ** 2 + (yy - 100.0) ** 2
+    star = 1.5 * (1 + r2 / 9.0) ** -3.0
+    field = sum(0.03 * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / 2.0)
+                for x, y in rng.uniform(10, [230, 190], (40, 2)) if (x - 120) ** 2 + (y - 100) ** 2 > 900)
+    along = yy - 0.6 * xx - 45  # the trail passes 15 px from the star's centre
+    img = np.clip(sky + star + field + 0.2 * (np.abs(along) < 1.5), 0, 1).astype(np.float32)[None]
+    out, mask, found = remove_stars(img)
+    assert mask[100, 120 + 10] and mask[100, 120 - 10]
+    assert abs(float(out[0][r2 < 10 ** 2].mean()) - 0.05) < 0.002
+    on_trail = (np.abs(along) < 1) & ~mask
+    assert on_trail.sum() > 100 and float(np.median(out[0][on_trail])) > 0.2
+
+
 def test_image_without_stars_is_returned_unchanged(rng):
     yy, xx = np.mgrid[0:120, 0:150]
     img = (0.1 + 0.02 * xx / 150 + rng.normal(0, 0.001, (120, 150))).astype(np.float32)[None]
