@@ -17,7 +17,8 @@ distortion, and Stellarium textures the base scenes do not use (they need the Py
 Prints a table of resid_rms, grad_left and gain_spread (% of sky; see score.py) and writes
 before / after / model PNGs (PixInsight's AutoSTF) per scene into --out. --realpairs adds pairs of
 two differently processed real photographs (make_pairs.py --mode realpair; needs Debian's
-stellarium-data, fetched with apt-get download), where the graph must not make the image worse.
+stellarium-data, fetched with apt-get download), where the graph must not make the image worse,
+and the same pairs with two other gradients (seed 2 complex, seed 3 simple), held out.
 """
 import argparse
 import importlib.util
@@ -54,6 +55,9 @@ SCENES = [
 REALPAIRS = [("real sh2-263/264", ["--mode", "realpair", "--pair", "sh2_263_in_sh2_264"]),
              ("real m4/rho oph", ["--mode", "realpair", "--pair", "m4_in_rho_oph"]),
              ("real n1365/fornax", ["--mode", "realpair", "--pair", "n1365_in_fornax"])]
+# the same photographs with other gradients (seed 2 complex, seed 3 simple): held out, never tuned on
+HELD_OUT_REALPAIRS = [(f"{scene} (seed {seed}, {kind})", args + ["--seed", str(seed), "--gradient-kind", kind])
+                      for seed, kind in ((2, "complex"), (3, "simple")) for scene, args in REALPAIRS]
 # (name, make_pairs arguments, what is done to the pair afterwards)
 IMPERFECT = [
     ("soft wide fwhm 3.5", ["--preset", "rcw32", "--seed", "21", "--wide-fwhm", "3.5"], None),
@@ -329,7 +333,7 @@ def main():
     score_mod = load_score()
     scenes = [(n, args, None) for n, args in SCENES] if (a.base or not (a.imperfect or a.realpairs)) else []
     scenes += IMPERFECT if a.imperfect else []
-    scenes += [(n, args, None) for n, args in REALPAIRS] if a.realpairs else []
+    scenes += [(n, args, None) for n, args in REALPAIRS + HELD_OUT_REALPAIRS] if a.realpairs else []
     if a.only:
         scenes = [s for s in scenes if s[0] in a.only]
     rows = []

@@ -73,8 +73,9 @@ SPEC = NodeSpec(
          "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
          "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
          "explains none of it the wide image is not used at all: the difference is then a background model "
-         "of the narrow image alone (ABE, its degree chosen by cross-validation or given as floor_degree), or "
-         "zero where even that finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
+         "of the narrow image alone (ABE, its degree chosen by cross-validation, higher than 2 only where the "
+         "refused wide image sees the same large-scale sky but not what that degree adds; or given as "
+         "floor_degree), or zero where even that finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
          "saved files; where the wide image was itself corrected by a DetailFit (msgr_cascade), that check "
          "travels too (MSGRWCHK, and HISTORY lines MSGR wide check).",
     run=run,
@@ -102,8 +103,9 @@ SPEC = NodeSpec(
               "image then sits on the same background, b x wide", advanced=True),
         Param(name="floor_degree", kind="int", default=0, min=0, max=6, advanced=True,
               help="where the wide image is refused, the degree of the narrow image's own ABE model: 0 = chosen "
-              "blind among 0-2 (higher degrees follow nebula as readily as gradients); 3-6 for a frame you know "
-              "to be mostly empty sky (a galaxy field)"),
+              "blind among 0-2 (higher degrees follow nebula as readily as gradients), or 3-6 where the refused "
+              "wide image still sees the same large-scale sky but not what the higher degree adds; 3-6 for a "
+              "frame you know to be mostly empty sky (a galaxy field)"),
         Param(name="linearize", kind="choice", default="auto", choices=("auto", "off"), advanced=True,
               help="auto: a wide image that is not linear (stretched, or a camera JPEG's gamma) is found from "
               "its detail and linearized by a fitted tone curve, with a warning; off: the wide image is taken "

@@ -374,11 +374,17 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
             per_fold.append(float(1.4826 * np.median(np.abs(samples.value[test] - pred))))
         if per_fold:
             errors[d] = float(np.mean(per_fold))
-    # the simplest degree within 5 % of the best (the standard error over the regions would be too
-    # wide where nebulosity fills many boxes, and choose too stiff a surface)
+    return simplest_degree(errors), {"cv_error": errors, "boxes_used": int(sky.sum())}
+
+
+def simplest_degree(cv_error: dict, degrees: tuple[int, ...] | None = None) -> int:
+    """The lowest degree whose cross-validation error (``cv_error``: degree -> error, as
+    :func:`choose_degree` gives) is within 5 % of the best among ``degrees`` (default: all of them).
+    The standard error over the regions would be too wide where nebulosity fills many boxes, and
+    choose too stiff a surface."""
+    errors = {d: e for d, e in cv_error.items() if degrees is None or d in degrees}
     best = min(errors.values())
-    degree = min(d for d, e in errors.items() if e <= 1.05 * best)
-    return degree, {"cv_error": errors, "boxes_used": int(sky.sum())}
+    return min(d for d, e in errors.items() if e <= 1.05 * best)
 
 
 # the degrees a blind choice may pick: without a reference, a more flexible surface follows
