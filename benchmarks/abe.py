@@ -19,7 +19,7 @@ from astropy.io import fits
 sys.path.insert(0, str(Path(__file__).parent))
 from pairs import SCENES, make_pair  # noqa: E402
 
-from msgr_nodes.ops.abe import ABEParams, _design, fit_background  # noqa: E402
+from msgr_nodes.ops.abe import ABEParams, polynomial_design, fit_background  # noqa: E402
 
 
 def plain_polynomial(plane, degree, box=10, step=20):
@@ -30,7 +30,7 @@ def plain_polynomial(plane, degree, box=10, step=20):
     xs = np.arange(box // 2, w - box, step)
     med = np.array([[np.median(plane[y:y + box, x:x + box]) for x in xs] for y in ys])
     gy, gx = np.meshgrid(ys + (box - 1) / 2, xs + (box - 1) / 2, indexing="ij")
-    A = _design(gx.ravel(), gy.ravel(), plane.shape, degree)
+    A = polynomial_design(gx.ravel(), gy.ravel(), plane.shape, degree)
     coef, *_ = np.linalg.lstsq(A, med.ravel(), rcond=None)
     return Surface("polynomial", plane.shape, coef, degree).evaluate()
 

@@ -288,14 +288,11 @@ def _blobs(rng, h, w, count, smallest, largest, amplitude):
     return out
 
 
-@pytest.mark.parametrize("scene", ["galaxies", "nebula"])
-def test_the_floor_takes_a_higher_degree_where_the_wide_image_shows_it_is_gradient(scene):
-    """A wide image refused for its detail still shows which large-scale structure is sky. In a
-    galaxy field it sees the galaxies but not the higher-order gradient that degree 3-6 follows: the
-    floor takes that degree (a real galaxy field, NGC 1365: 3.88 -> 2.00 % of sky). In a frame full of
-    nebula it sees what degree 3-6 adds: the floor stays at the blind degree 0-2."""
-    from msgr_nodes.ops.gradient import single_image_floor
-
+def _refused_scene(scene, wide_gradient=0.005):
+    """A narrow image (450 x 600, sky 0.02) and its truth gradient, and a wide image of the same sky
+    that a DetailFit would refuse or not (the floor is called directly): galaxies on empty sky under
+    a gradient of high order, or a nebula filling the frame under a gentle one. The wide image keeps a
+    little gradient of its own (``wide_gradient`` x the sky), as after its ABE in the stock graph."""
     h, w, sky = 450, 600, 0.02
     rng = np.random.default_rng(4)
     yy, xx = np.mgrid[0:h, 0:w]
@@ -307,11 +304,49 @@ def test_the_floor_takes_a_higher_degree_where_the_wide_image_shows_it_is_gradie
         structure = _blobs(rng, h, w, 12, 60, 160, 0.25 * sky)
         gradient = sky * (0.10 * u + 0.05 * v * v)
     narrow = (sky + structure + gradient + rng.normal(0, 0.01 * sky, (h, w))).astype(np.float32)
-    # the wide image: the same sky, a gradient of its own, other noise
-    wide = (0.9 * (sky + structure) + 0.05 * sky * v + rng.normal(0, 0.01 * sky, (h, w))).astype(np.float32)
+    wide = (0.9 * (sky + structure) + wide_gradient * sky * v + rng.normal(0, 0.01 * sky, (h, w))).astype(np.float32)
+    return narrow, wide, gradient, sky
+
+
+@pytest.mark.parametrize("scene", ["galaxies", "nebula"])
+def test_the_floor_fits_the_gradient_jointly_with_the_wide_images_large_scales(scene):
+    """A wide image refused for its detail still shows the sky's large-scale structure: the narrow
+    image's background is fitted as a polynomial plus b x the wide image, the wide image's term takes
+    the galaxies or the nebula, and the polynomial follows the gradient alone (measured: 3.54 and
+    14.21 -> 0.32 % of sky; on the real pairs, n1365/Fornax 3.88 -> 1.31 and m4/rho Oph with a complex
+    gradient 7.49 -> 4.82). A wide image of other sky is no witness: ABE's blind floor then."""
+    from msgr_nodes.ops.gradient import single_image_floor
+
+    narrow, wide, gradient, sky = _refused_scene(scene)
     blind = single_image_floor(narrow, {}, "refused")
-    witnessed = single_image_floor(narrow, {}, "refused", wide=wide)
+    joint = single_image_floor(narrow, {}, "refused", wide=wide)
+    assert blind.info["check"].startswith("single-image fallback")
+    assert joint.info["check"].startswith("large-scale fallback"), joint.info["check"]
+    assert "jointly with" in joint.info["check"] and joint.info["floor_joint"]["b"] > 0.5
+    assert _residual(joint.difference, gradient, sky) < min(_residual(blind.difference, gradient, sky) / 3, 0.5)
+    other_sky, *_ = _refused_scene("nebula" if scene == "galaxies" else "galaxies")
+    unrelated = single_image_floor(narrow, {}, "refused", wide=np.ascontiguousarray(other_sky[:, ::-1]))
+    assert unrelated.info["check"].startswith("single-image fallback")
+    assert unrelated.info["floor_sky_seen"] < 0.5
+
+
+@pytest.mark.parametrize("scene", ["galaxies", "nebula"])
+def test_the_floor_takes_a_higher_degree_where_the_wide_image_shows_it_is_gradient(scene):
+    """Where the wide image covers too little of the frame for the joint fit (80 % here), it is
+    still the witness of the degree: in a galaxy field it sees the galaxies but not the higher-order
+    gradient that degree 3-6 follows, and the floor takes that degree (a real galaxy field, NGC 1365:
+    3.88 -> 2.00 % of sky); in a frame full of nebula it sees what degree 3-6 adds, and the floor
+    stays at the blind degree 0-2."""
+    from msgr_nodes.ops.gradient import single_image_floor
+
+    narrow, wide, gradient, sky = _refused_scene(scene)
+    outside = np.zeros(narrow.shape, bool)
+    outside[:, int(0.8 * narrow.shape[1]):] = True
+    wide = np.where(outside, 0, wide).astype(np.float32)
+    blind = single_image_floor(narrow, {}, "refused")
+    witnessed = single_image_floor(narrow, {}, "refused", wide=wide, exclude=outside)
     assert blind.info["floor_degree"] <= 2
+    assert "floor_joint" not in witnessed.info  # too little of the frame for the joint fit
     if scene == "galaxies":
         assert witnessed.info["floor_degree"] >= 3 and witnessed.info["floor_witness"]["used"]
         assert "the wide image sees the same large-scale sky" in witnessed.info["check"]

@@ -144,7 +144,9 @@ def _terms(degree: int) -> list[tuple[int, int]]:
     return [(i, j) for i in range(degree + 1) for j in range(degree + 1 - i)]
 
 
-def _design(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
+def polynomial_design(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], degree: int) -> np.ndarray:
+    """The design matrix (N, terms) of a 2-D Legendre polynomial of ``degree`` at pixels (x, y) of a
+    frame ``shape`` (H, W), coordinates scaled to [-1, 1]; the column order is :class:`Surface`'s."""
     vx = legendre.legvander(_norm(x, shape[1]), degree)
     vy = legendre.legvander(_norm(y, shape[0]), degree)
     return np.stack([vx[:, i] * vy[:, j] for i, j in _terms(degree)], axis=1)
@@ -158,7 +160,7 @@ class Surface:
 
     def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if self.kind == "polynomial":
-            return _design(x, y, self.shape, self.degree) @ self.coef
+            return polynomial_design(x, y, self.shape, self.degree) @ self.coef
         pts = np.stack([_norm(x, self.shape[1]), _norm(y, self.shape[0])], 1)
         return self.rbf(pts)
 
@@ -213,7 +215,7 @@ def _fit(kind: str, s: BoxSamples, sel: np.ndarray, shape, degree: int, smoothin
         raise ValueError(f"surface method {kind!r} is not one of {', '.join(SURFACES)}")
     x, y, v = s.x[sel], s.y[sel], s.value[sel]
     if kind == "polynomial":
-        A = _design(x, y, shape, degree)
+        A = polynomial_design(x, y, shape, degree)
         coef, *_ = np.linalg.lstsq(A, v, rcond=None)
         return Surface("polynomial", shape, coef, degree)
     from scipy.interpolate import RBFInterpolator

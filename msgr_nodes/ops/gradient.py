@@ -21,6 +21,7 @@ from ..errors import MsgrError
 from .abe import BLIND_DEGREES, ABEParams, blind_degree, choose_degree, downsample, fit_background, simplest_degree
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
+from .joint_background import joint_background
 from .mmt import smooth
 from .stars import fill_masked
 from .tone_curve import fit_tone_curve
@@ -622,6 +623,42 @@ def choose_floor_degree(narrow: np.ndarray, p: ABEParams, wide: np.ndarray | Non
                           f"(r = {follows:.2f}), so that is gradient")
 
 
+def sky_seen_by_wide(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None = None,
+                     p: ABEParams | None = None) -> float:
+    """How well the wide image sees the narrow image's large-scale sky: the correlation of their block
+    means beyond each one's degree-2 ABE surface (the gradients), over blocks where both have data.
+    Planes (H, W) on one grid, nominally in [0, 1]; ``exclude`` (H, W) bool, where either has none."""
+    p = p or ABEParams()
+    block = max(8, max(narrow.shape) // 128)
+    narrow_surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": 2}))[0].evaluate()
+    wide_surface = fit_background(wide, ABEParams(degree=2))[0].evaluate()
+    valid = np.ones(downsample(narrow, block).shape, bool)
+    if exclude is not None:
+        valid &= downsample(exclude.astype(np.float32), block) == 0
+    return _correlation(_beyond(narrow, narrow_surface, block), _beyond(wide, wide_surface, block), valid)
+
+
+def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None, p: ABEParams,
+                 info: dict) -> tuple[np.ndarray, str] | None:
+    """The joint background (:func:`joint_background`) where the wide image sees the narrow image's
+    large-scale sky (:func:`sky_seen_by_wide` at least WITNESS_MIN): (model (H, W), how), or None."""
+    try:
+        seen = sky_seen_by_wide(narrow, wide, exclude, p)
+    except MsgrError:
+        return None
+    info["floor_sky_seen"] = seen
+    if seen < WITNESS_MIN:
+        return None
+    joint = joint_background(narrow, wide, exclude)
+    if joint is None:
+        return None
+    model, record = joint
+    info["floor_joint"] = record
+    info["floor_degree"] = record["degree"]
+    return model, (f"a polynomial of degree {record['degree']} fitted jointly with {record['b']:.3g} x the wide "
+                   f"image's large scales, which sees the same sky (r = {seen:.2f}) and takes its nebula")
+
+
 def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0,
                        unbalance: float = 1.8, wide: np.ndarray | None = None,
                        exclude: np.ndarray | None = None) -> MatchResult:
@@ -660,6 +697,13 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     """
     p = ABEParams(unbalance=unbalance)
     how = f"ABE degree {degree}, given"
+    joint = _joint_floor(narrow, wide, exclude, p, info) if degree == 0 and wide is not None else None
+    if joint is not None:
+        model, how = joint
+        model = model - np.float32(sampled_median(model))
+        info.update(a=0.0, b=0.0)
+        info["check"] = f"large-scale fallback: {why}; used {how}"
+        return MatchResult(model.astype(np.float32), (narrow - model).astype(np.float32), info)
     if degree == 0:
         try:
             degree, record, how = choose_floor_degree(narrow, p, wide, exclude)
