@@ -1,6 +1,7 @@
 """Load: read an image file (FITS, XISF, TIFF, PNG, JPEG)."""
-from msgr_nodes.io.formats import read_image
 from msgr_nodes.api import NodeSpec, Param, Port
+from msgr_nodes.io.formats import read_image
+from msgr_nodes.ops.local_trust import black_borders
 
 
 def run(ctx, inputs, params):
@@ -10,13 +11,20 @@ def run(ctx, inputs, params):
         ctx.warn(f"replaced {img.meta['replaced_nonfinite']} NaN/infinite pixel(s) ({params['nan_policy']})")
     ctx.metadata.update({"file": params["path"], "format": img.meta["format"], "size": img.describe(),
                          "source_dtype": img.meta["source_dtype"], "scale": img.meta["scale"]})
+    # black in every channel: the borders a stacker leaves where not every frame had data
+    borders = black_borders(img.data.max(axis=0))
+    if borders > 0:
+        ctx.metadata["black_borders"] = borders
+        ctx.warn(f"{borders:.1%} of the frame is black along its edges (an uncropped stack?): crop it; "
+                 f"msgr_additive leaves it out, but msgr.json, MMT and PixelMath take it for sky")
     return {"image": img}
 
 
 SPEC = NodeSpec(
     type="Load", version=1, category="Input/Output",
     help="Read an image file: FITS (.fits/.fit/.fts/.fz), XISF, TIFF, PNG or JPEG. Integer samples "
-         "are scaled to [0, 1]; float samples keep their values. Headers and WCS travel with the image.",
+         "are scaled to [0, 1]; float samples keep their values. Headers and WCS travel with the image. A "
+         "stack left uncropped (black along its edges) gets a warning: crop it.",
     run=run,
     outputs=(Port(name="image", type="image", help="the image, float32 (C, H, W)"),),
     params=(

@@ -181,6 +181,31 @@ def test_nan_policy(tmp_path):
     assert read_image(tmp_path / "nan.fits", nan_policy="median").data[0, 4, 4] == 0.5
 
 
+def test_load_warns_of_an_uncropped_stacks_black_borders(tmp_path, small_pair):
+    """A stack left uncropped (black where not every frame had data) is named on load, with what to
+    do; a frame with its own dark pixels or a saturated core is not taken for one."""
+    from msgr_nodes.testing import run_node
+
+    data = fits.getdata(small_pair / "narrow.fits").astype(np.float32)
+    fits.writeto(tmp_path / "clean.fits", data)
+    stack = data.copy()
+    stack[:, :40] = 0  # 40 px along the left edge
+    stack[:25, :] = 0  # and 25 along the bottom
+    fits.writeto(tmp_path / "stack.fits", stack)
+    inner = data.copy()
+    inner[100:140, 100:140] = 1.0  # a clipped patch inside the frame
+    inner[5, 5] = 0.0  # a dead pixel
+    fits.writeto(tmp_path / "inner.fits", inner)
+    warned = run_node("Load", params={"path": str(tmp_path / "stack.fits")})
+    share = float((stack == 0).mean())
+    assert warned.metadata["black_borders"] == pytest.approx(share, rel=0.02)
+    assert len(warned.warnings) == 1 and "black along its edges" in warned.warnings[0]
+    assert "crop it" in warned.warnings[0]
+    for name in ("clean.fits", "inner.fits"):
+        quiet = run_node("Load", params={"path": str(tmp_path / name)})
+        assert not quiet.warnings and "black_borders" not in quiet.metadata
+
+
 def _graph(tmp_path, src, out):
     g = Graph(base_dir=tmp_path)
     g.add_node("Load", "narrow", {"path": str(src)})

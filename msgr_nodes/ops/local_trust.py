@@ -64,6 +64,24 @@ def uncovered(wide: np.ndarray, min_area: int = 1024) -> np.ndarray | None:
     return mask
 
 
+def black_borders(plane: np.ndarray) -> float:
+    """The share of a plane (H, W) that is an uncropped stack's black border: constant patches of
+    zero or less (as :func:`uncovered` finds them) that touch the frame's edge; 0.0 where there are
+    none. Only frames with a pixel at or below zero on an edge are searched."""
+    edges = (plane[0], plane[-1], plane[:, 0], plane[:, -1])
+    if not any((e <= 0).any() for e in edges):
+        return 0.0
+    mask = uncovered(plane)
+    if mask is None:
+        return 0.0
+    labels, count = ndimage.label(mask & (plane <= 0))
+    if not count:
+        return 0.0
+    touching = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    touching = touching[touching > 0]
+    return float(np.isin(labels, touching).mean()) if touching.size else 0.0
+
+
 def upsample_mask(mask: np.ndarray, shape: tuple[int, int], factor: int) -> np.ndarray:
     """A bool mask (h, w) of ``factor`` px blocks brought to a (H, W) frame; the remainder rows and
     columns take the last block's value."""
