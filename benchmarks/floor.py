@@ -1,14 +1,15 @@
-"""The single-image floor with its degree given by hand: msgr_additive.json on the real pairs (two
-differently processed photographs; the wide image is refused and the narrow one gets its own
-background model) with DetailFit's floor_degree 0 (chosen blind among 0-2, the default) and 3-6,
-beside our ABE at the same degrees, in one run, scored with ../shared/bench/score.py (resid_rms, %
-of sky).
+"""The floor with its degree given by hand: msgr_additive.json on the real pairs (two differently
+processed photographs; the wide image is refused for its detail) with DetailFit's floor_degree 0 (the
+default, chosen blind: a polynomial fitted jointly with the wide image's large scales where it sees the
+same sky, else ABE at degree 0-2, higher where the wide image shows the added structure is no sky)
+and 3-6 (ABE of the narrow image alone at that degree), beside our ABE at the same degrees, in one
+run, scored with ../shared/bench/score.py (resid_rms, % of sky).
 
     python benchmarks/floor.py [--workdir DIR] [--out DIR]
 
-The blind choice keeps to degrees 0-2 because, without a reference, higher degrees eat the nebula
-of a frame it fills; a user who knows the frame to be mostly empty sky (a galaxy field) can give a
-higher one. Needs Debian's stellarium-data (fetched with apt-get download), as quality.py --realpairs.
+Without a reference, ABE's higher degrees eat the nebula of a frame it fills; a user who knows the
+frame to be mostly empty sky (a galaxy field) can give a higher one. Needs Debian's stellarium-data
+(fetched with apt-get download), as quality.py --realpairs.
 """
 import argparse
 import json
