@@ -330,6 +330,26 @@ def test_the_floor_fits_the_gradient_jointly_with_the_wide_images_large_scales(s
     assert unrelated.info["floor_sky_seen"] < 0.5
 
 
+def test_the_joint_floor_is_refused_where_the_wide_image_holds_nebula_the_narrow_one_lacks():
+    """A wide image that also shows large-scale nebula the narrow image lacks (another filter, a halo)
+    pulls the joint fit: the polynomial then departs from ABE's own model of the narrow image by more
+    than that model's amplitude, and ABE's floor is kept (unguarded: 11.0 % of sky; ABE's blind floor 3.7,
+    at the degree the wide image witnesses 0.44)."""
+    from msgr_nodes.ops.gradient import JOINT_MAX_DEPARTURE, single_image_floor
+
+    narrow, wide, gradient, sky = _refused_scene("galaxies")
+    wide_only = _blobs(np.random.default_rng(11), *narrow.shape, 12, 60, 160, 0.25 * sky)
+    wide = (wide + 0.9 * wide_only).astype(np.float32)
+    info = {}
+    floor = single_image_floor(narrow, info, "refused", wide=wide)
+    assert info["floor_sky_seen"] >= 0.5  # it does see the narrow image's sky, in part
+    assert info["floor_joint"]["departure"] > JOINT_MAX_DEPARTURE and not info["floor_joint"]["used"]
+    assert floor.info["check"].startswith("single-image fallback")
+    blind = single_image_floor(narrow, {}, "refused")
+    # ABE's floor, here at the degree the wide image witnesses (measured 0.44; blind 3.69)
+    assert _residual(floor.difference, gradient, sky) <= _residual(blind.difference, gradient, sky)
+
+
 @pytest.mark.parametrize("scene", ["galaxies", "nebula"])
 def test_the_floor_takes_a_higher_degree_where_the_wide_image_shows_it_is_gradient(scene):
     """Where the wide image covers too little of the frame for the joint fit (80 % here), it is

@@ -566,6 +566,13 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
 # doubled or trebled it).
 WITNESS_MIN = 0.5
 FOLLOWS_WIDE_MAX = 0.3
+# The joint floor's model may depart from ABE's blind one by at most this many times that model's
+# amplitude. Measured where the joint fit helps: 0.35-0.91 on the six real pairs it took and three
+# synthetic scenes, 1.05 on one more (n7000, where ABE itself is far off). Where it hurts: 1.22 on a
+# wide image that holds large-scale nebula the narrow one lacks (3.7 -> 11.0 % of sky unguarded),
+# 2.9-12 on sh2-263/264 with its coverage gate lifted (21-56 % of sky wrong). The margin is thin:
+# the nebula-filled scenes with wide-only nebula (0.4-0.5) are not caught, and go both ways.
+JOINT_MAX_DEPARTURE = 1.1
 
 
 def _beyond(plane: np.ndarray, surface: np.ndarray, block: int) -> np.ndarray:
@@ -653,7 +660,22 @@ def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | Non
     if joint is None:
         return None
     model, record = joint
+    # the joint model may depart from ABE's own (blind) model of the narrow image by at most
+    # JOINT_MAX_DEPARTURE times that model's amplitude: more means the wide image's term carried
+    # something other than the sky (two photographs whose large scales are not linearly related)
+    degree, _ = blind_degree(narrow, p)
+    if degree == 0:
+        return None
+    own = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": degree}))[0].evaluate()
+    step = _stride(narrow.shape, 250_000)
+    where = np.ones(narrow.shape, bool)[::step, ::step] if exclude is None else ~exclude[::step, ::step]
+    own_s, joint_s = own[::step, ::step][where], model[::step, ::step][where]
+    amplitude = float(np.std(own_s - np.median(own_s)))
+    departure = float(np.std((joint_s - own_s) - np.median(joint_s - own_s))) / max(amplitude, 1e-12)
+    record.update(departure=departure, used=departure <= JOINT_MAX_DEPARTURE)
     info["floor_joint"] = record
+    if not record["used"]:
+        return None
     info["floor_degree"] = record["degree"]
     return model, (f"a polynomial of degree {record['degree']} fitted jointly with {record['b']:.3g} x the wide "
                    f"image's large scales, which sees the same sky (r = {seen:.2f}) and takes its nebula")
