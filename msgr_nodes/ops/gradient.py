@@ -19,9 +19,9 @@ from scipy import ndimage
 
 from ..errors import MsgrError
 from .abe import BLIND_DEGREES, ABEParams, blind_degree, choose_degree, downsample, fit_background, simplest_degree
+from .joint_background import joint_background
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
-from .joint_background import joint_background
 from .mmt import smooth
 from .stars import fill_masked
 from .tone_curve import fit_tone_curve
@@ -587,19 +587,51 @@ def _correlation(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(c) if np.isfinite(c) else 0.0
 
 
-def choose_floor_degree(narrow: np.ndarray, p: ABEParams, wide: np.ndarray | None = None,
-                 exclude: np.ndarray | None = None) -> tuple[int, dict, str]:
+@dataclass
+class Witness:
+    """What a refused wide image tells about the narrow image's large scales: block means (``block``
+    px) of both beyond their degree-2 ABE surfaces (the gradients), the blocks where both have data,
+    the narrow image's degree-2 surface (H, W), and ``sky_seen``, the correlation of the two."""
+
+    block: int
+    valid: np.ndarray
+    narrow_surface: np.ndarray
+    wide_beyond: np.ndarray
+    sky_seen: float
+
+
+def large_scale_witness(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None = None,
+                        p: ABEParams | None = None) -> Witness | None:
+    """How well the wide image sees the narrow image's large-scale sky (:class:`Witness`); None where
+    either image has too few sky boxes for ABE. Planes (H, W) on one grid, nominally in [0, 1];
+    ``exclude`` (H, W) bool marks where either has no data; ``p`` the narrow image's ABE settings."""
+    p = p or ABEParams()
+    block = max(8, max(narrow.shape) // 128)
+    try:
+        narrow_surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": 2}))[0].evaluate()
+        wide_surface = fit_background(wide, ABEParams(degree=2))[0].evaluate()
+    except MsgrError:
+        return None
+    valid = np.ones(downsample(narrow, block).shape, bool)
+    if exclude is not None:
+        valid &= downsample(exclude.astype(np.float32), block) == 0
+    wide_beyond = _beyond(wide, wide_surface, block)
+    seen = _correlation(_beyond(narrow, narrow_surface, block), wide_beyond, valid)
+    return Witness(block, valid, narrow_surface, wide_beyond, seen)
+
+
+def choose_floor_degree(narrow: np.ndarray, p: ABEParams,
+                        witness: Witness | None = None) -> tuple[int, dict, str]:
     """The single-image floor's degree, chosen blind: (degree, record, how it was chosen).
 
-    Cross-validation on held-out sample boxes over :data:`BLIND_DEGREES`; with ``wide`` (H, W), the
-    registered wide image on the same grid, a higher degree that cross-validation prefers is taken
-    where the wide image witnesses that the structure it adds is gradient: the wide image sees the
-    narrow one's large-scale structure (correlation of both beyond their degree-2 surfaces at least
-    WITNESS_MIN) but not the higher degree's additions (at most FOLLOWS_WIDE_MAX). ``narrow`` and
-    ``wide`` are nominally in [0, 1]; ``exclude`` (H, W) bool marks pixels where either has no data.
-    Raises MsgrError when too few sky boxes remain.
+    Cross-validation on held-out sample boxes over :data:`BLIND_DEGREES`. With a ``witness`` (what
+    the registered wide image shows, :func:`large_scale_witness`), a higher degree that
+    cross-validation prefers is taken where the wide image witnesses that the structure it adds is
+    gradient: it sees the narrow one's large-scale structure (``sky_seen`` at least WITNESS_MIN) but
+    not the higher degree's additions (correlation at most FOLLOWS_WIDE_MAX). ``narrow`` is (H, W),
+    nominally in [0, 1]. Raises MsgrError when too few sky boxes remain.
     """
-    if wide is None:
+    if witness is None:
         degree, cv = blind_degree(narrow, p)  # the same choice as ABE's degree: auto
         return degree, {"cv_error": cv.get("cv_error")}, f"ABE degree {degree}, chosen by cross-validation"
     high, cv = choose_degree(narrow, p)
@@ -608,53 +640,27 @@ def choose_floor_degree(narrow: np.ndarray, p: ABEParams, wide: np.ndarray | Non
     how = f"ABE degree {blind}, chosen by cross-validation"
     if high <= max(BLIND_DEGREES):
         return blind, record, how
-    block = max(8, max(narrow.shape) // 128)
     try:
-        surfaces = {d: fit_background(narrow, ABEParams(**{**p.__dict__, "degree": d}))[0].evaluate()
-                    for d in (2, high)}
-        wide_surface = fit_background(wide, ABEParams(degree=2))[0].evaluate()
+        surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": high}))[0].evaluate()
     except MsgrError:
         return blind, record, how
-    valid = np.ones(downsample(narrow, block).shape, bool)
-    if exclude is not None:
-        valid &= downsample(exclude.astype(np.float32), block) == 0
-    wide_beyond = _beyond(wide, wide_surface, block)
-    sky_seen = _correlation(_beyond(narrow, surfaces[2], block), wide_beyond, valid)
-    follows = _correlation(downsample(surfaces[high] - surfaces[2], block), wide_beyond, valid)
-    used = sky_seen >= WITNESS_MIN and follows <= FOLLOWS_WIDE_MAX
-    record["witness"] = {"degree": high, "sky_seen": sky_seen, "follows_wide": follows, "used": used}
+    follows = _correlation(downsample(surface - witness.narrow_surface, witness.block), witness.wide_beyond,
+                           witness.valid)
+    used = witness.sky_seen >= WITNESS_MIN and follows <= FOLLOWS_WIDE_MAX
+    record["witness"] = {"degree": high, "sky_seen": witness.sky_seen, "follows_wide": follows, "used": used}
     if not used:
         return blind, record, how
     return high, record, (f"ABE degree {high}, chosen by cross-validation: the wide image sees the same "
-                          f"large-scale sky (r = {sky_seen:.2f}) but not what degree {high} adds over 2 "
+                          f"large-scale sky (r = {witness.sky_seen:.2f}) but not what degree {high} adds over 2 "
                           f"(r = {follows:.2f}), so that is gradient")
 
 
-def sky_seen_by_wide(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None = None,
-                     p: ABEParams | None = None) -> float:
-    """How well the wide image sees the narrow image's large-scale sky: the correlation of their block
-    means beyond each one's degree-2 ABE surface (the gradients), over blocks where both have data.
-    Planes (H, W) on one grid, nominally in [0, 1]; ``exclude`` (H, W) bool, where either has none."""
-    p = p or ABEParams()
-    block = max(8, max(narrow.shape) // 128)
-    narrow_surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": 2}))[0].evaluate()
-    wide_surface = fit_background(wide, ABEParams(degree=2))[0].evaluate()
-    valid = np.ones(downsample(narrow, block).shape, bool)
-    if exclude is not None:
-        valid &= downsample(exclude.astype(np.float32), block) == 0
-    return _correlation(_beyond(narrow, narrow_surface, block), _beyond(wide, wide_surface, block), valid)
-
-
 def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None, p: ABEParams,
-                 info: dict) -> tuple[np.ndarray, str] | None:
+                 witness: Witness, info: dict) -> tuple[np.ndarray, str] | None:
     """The joint background (:func:`joint_background`) where the wide image sees the narrow image's
-    large-scale sky (:func:`sky_seen_by_wide` at least WITNESS_MIN): (model (H, W), how), or None."""
-    try:
-        seen = sky_seen_by_wide(narrow, wide, exclude, p)
-    except MsgrError:
-        return None
-    info["floor_sky_seen"] = seen
-    if seen < WITNESS_MIN:
+    large-scale sky (``witness.sky_seen`` at least WITNESS_MIN) and the model does not depart from
+    ABE's own by more than JOINT_MAX_DEPARTURE: (model (H, W), how), or None."""
+    if witness.sky_seen < WITNESS_MIN:
         return None
     joint = joint_background(narrow, wide, exclude)
     if joint is None:
@@ -663,22 +669,23 @@ def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | Non
     # the joint model may depart from ABE's own (blind) model of the narrow image by at most
     # JOINT_MAX_DEPARTURE times that model's amplitude: more means the wide image's term carried
     # something other than the sky (two photographs whose large scales are not linearly related)
-    degree, _ = blind_degree(narrow, p)
-    if degree == 0:
+    try:
+        degree, _ = blind_degree(narrow, p)
+        own = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": degree}))[0].evaluate()
+    except MsgrError:
         return None
-    own = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": degree}))[0].evaluate()
     step = _stride(narrow.shape, 250_000)
     where = np.ones(narrow.shape, bool)[::step, ::step] if exclude is None else ~exclude[::step, ::step]
     own_s, joint_s = own[::step, ::step][where], model[::step, ::step][where]
     amplitude = float(np.std(own_s - np.median(own_s)))
     departure = float(np.std((joint_s - own_s) - np.median(joint_s - own_s))) / max(amplitude, 1e-12)
-    record.update(departure=departure, used=departure <= JOINT_MAX_DEPARTURE)
+    record.update(departure=departure, used=degree > 0 and departure <= JOINT_MAX_DEPARTURE)
     info["floor_joint"] = record
     if not record["used"]:
         return None
     info["floor_degree"] = record["degree"]
     return model, (f"a polynomial of degree {record['degree']} fitted jointly with {record['b']:.3g} x the wide "
-                   f"image's large scales, which sees the same sky (r = {seen:.2f}) and takes its nebula")
+                   f"image's large scales, which sees the same sky (r = {witness.sky_seen:.2f}) and takes its nebula")
 
 
 def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0,
@@ -719,7 +726,10 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     """
     p = ABEParams(unbalance=unbalance)
     how = f"ABE degree {degree}, given"
-    joint = _joint_floor(narrow, wide, exclude, p, info) if degree == 0 and wide is not None else None
+    witness = large_scale_witness(narrow, wide, exclude, p) if degree == 0 and wide is not None else None
+    if witness is not None:
+        info["floor_sky_seen"] = witness.sky_seen
+    joint = _joint_floor(narrow, wide, exclude, p, witness, info) if witness is not None else None
     if joint is not None:
         model, how = joint
         model = model - np.float32(sampled_median(model))
@@ -728,7 +738,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
         return MatchResult(model.astype(np.float32), (narrow - model).astype(np.float32), info)
     if degree == 0:
         try:
-            degree, record, how = choose_floor_degree(narrow, p, wide, exclude)
+            degree, record, how = choose_floor_degree(narrow, p, witness)
         except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
             degree, record = 0, {"cv_error": None, "error": str(exc)}
         info["floor_cv"] = record.get("cv_error")
