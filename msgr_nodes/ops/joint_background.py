@@ -43,9 +43,10 @@ def joint_background(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray |
     The degree is chosen by cross-validation over 4 x 4 regions of the frame (each held out in turn,
     robust RMS error), the simplest within 5 % of the best. ``narrow`` and ``wide`` are (H, W) planes
     on the same grid, nominally in [0, 1], both starless; ``exclude`` (H, W) bool marks where either
-    has no data. Returns (model (H, W) float32, the polynomial alone, record) or None where the two
-    images share too little of the frame (JOINT_MIN_COVERAGE) or the wide image's term is not
-    positive (it does not see the narrow image's sky).
+    has no data. Returns (model, record): the polynomial alone, (H, W) float32, and its degree, b,
+    cross-validation errors and block size; or None where the two images share too little of the
+    frame (JOINT_MIN_COVERAGE) or the wide image's term is not positive (it does not see the narrow
+    image's sky).
     """
     # about 32 blocks across: the two images' mismatch of detail averages out (64 across let the
     # cross-validation see no difference between degrees 1-5 on a real pair), and a degree-6
