@@ -12,7 +12,7 @@ def run(ctx, inputs, params):
     ctx.metadata.update({"file": params["path"], "format": img.meta["format"], "size": img.describe(),
                          "source_dtype": img.meta["source_dtype"], "scale": img.meta["scale"]})
     # black in every channel: the borders a stacker leaves where not every frame had data
-    borders = black_borders(img.data.max(axis=0))
+    borders = black_borders(img.data)
     if borders > 0:
         ctx.metadata["black_borders"] = borders
         ctx.warn(f"{borders:.1%} of the frame is black along its edges (an uncropped stack?): crop it; "

@@ -201,7 +201,12 @@ def test_load_warns_of_an_uncropped_stacks_black_borders(tmp_path, small_pair):
     assert warned.metadata["black_borders"] == pytest.approx(share, rel=0.02)
     assert len(warned.warnings) == 1 and "black along its edges" in warned.warnings[0]
     assert "crop it" in warned.warnings[0]
-    for name in ("clean.fits", "inner.fits"):
+    rgb = np.stack([stack, stack, stack])
+    fits.writeto(tmp_path / "rgb.fits", rgb)
+    assert run_node("Load", params={"path": str(tmp_path / "rgb.fits")}).metadata["black_borders"] == pytest.approx(share)
+    one = np.stack([stack, data, data])  # black in one channel only: a colour, not a border
+    fits.writeto(tmp_path / "one.fits", one)
+    for name in ("clean.fits", "inner.fits", "one.fits"):
         quiet = run_node("Load", params={"path": str(tmp_path / name)})
         assert not quiet.warnings and "black_borders" not in quiet.metadata
 

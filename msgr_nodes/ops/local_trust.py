@@ -64,13 +64,16 @@ def uncovered(wide: np.ndarray, min_area: int = 1024) -> np.ndarray | None:
     return mask
 
 
-def black_borders(plane: np.ndarray) -> float:
-    """The share of a plane (H, W) that is an uncropped stack's black border: constant patches of
-    zero or less (as :func:`uncovered` finds them) that touch the frame's edge; 0.0 where there are
-    none. Only frames with a pixel at or below zero on an edge are searched."""
-    edges = (plane[0], plane[-1], plane[:, 0], plane[:, -1])
-    if not any((e <= 0).any() for e in edges):
+def black_borders(data: np.ndarray) -> float:
+    """The share of a plane (H, W) or image (C, H, W) that is an uncropped stack's black border:
+    patches black in every channel (zero or less), constant as :func:`uncovered` finds them, that
+    touch the frame's edge; 0.0 where there are none. Only frames with a black pixel on an edge are
+    searched (the edges are read first: a fraction of a millisecond on a 24 Mpx frame)."""
+    image = data[None] if data.ndim == 2 else data
+    edges = (image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1])
+    if not any((e.max(axis=0) <= 0).any() for e in edges):
         return 0.0
+    plane = image.max(axis=0)
     mask = uncovered(plane)
     if mask is None:
         return 0.0
