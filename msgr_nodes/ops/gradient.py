@@ -732,10 +732,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     joint = _joint_floor(narrow, wide, exclude, p, witness, info) if witness is not None else None
     if joint is not None:
         model, how = joint
-        model = model - np.float32(sampled_median(model))
-        info.update(a=0.0, b=0.0)
-        info["check"] = f"large-scale fallback: {why}; used {how}"
-        return MatchResult(model.astype(np.float32), (narrow - model).astype(np.float32), info)
+        return _floor_result(narrow, model, info, f"large-scale fallback: {why}; used {how}")
     if degree == 0:
         try:
             degree, record, how = choose_floor_degree(narrow, p, witness)
@@ -751,11 +748,16 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
         return MatchResult(zero, narrow.astype(np.float32).copy(), info)
     p.degree = degree
     surf, _ = fit_background(narrow, p)
-    model = surf.evaluate()
-    model -= np.float32(sampled_median(model))
-    info["check"] = (f"single-image fallback: {why}; used a background model of the narrow image alone "
-                     f"({how})")
-    return MatchResult(model.astype(np.float32), (narrow - model).astype(np.float32), info)
+    return _floor_result(narrow, surf.evaluate(), info, f"single-image fallback: {why}; used a background model "
+                                                        f"of the narrow image alone ({how})")
+
+
+def _floor_result(narrow: np.ndarray, model: np.ndarray, info: dict, check: str) -> MatchResult:
+    """A floor's model (H, W), its median taken out, as the difference to smooth and subtract; the
+    narrow image minus it as ``fitted``; no slope or offset, and ``check`` as the verdict."""
+    model = (model - np.float32(sampled_median(model))).astype(np.float32)
+    info.update(a=0.0, b=0.0, check=check)
+    return MatchResult(model, (narrow - model).astype(np.float32), info)
 
 
 def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_high: float = 0.92,
