@@ -2,7 +2,8 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
-from msgr_nodes.ops.abe import CORRECTIONS, SURFACES, ABEParams, blind_degree, correct, fit_background, no_data
+from msgr_nodes.ops.abe import (CORRECTIONS, SURFACES, ABEParams, blind_degree, correct, fit_background, no_data,
+                                sample_boxes)
 
 
 def run(ctx, inputs, params):
@@ -19,12 +20,14 @@ def run(ctx, inputs, params):
     models = np.empty_like(img.data)
     stats = []
     for c in range(img.channels):
+        samples = None
         if params["degree"] == 0 and p.method == "polynomial":  # auto: chosen blind on held-out boxes
-            p.degree, cv = blind_degree(img.data[c], p, excl)
+            samples = sample_boxes(img.data[c], p, excl)  # once, for the choice and the fit
+            p.degree, cv = blind_degree(img.data[c], p, excl, samples)
             ctx.progress(c / img.channels, f"channel {c + 1}: degree {p.degree} chosen by cross-validation")
         elif params["degree"] == 0:
             p.degree = 4  # rbf: the polynomial stages before the surface
-        surf, st = fit_background(img.data[c], p, excl)
+        surf, st = fit_background(img.data[c], p, excl, samples)
         st["degree"] = p.degree
         if "stopped_at" in st:
             ctx.warn(f"channel {c + 1}: the rejection left too few boxes for the surface asked for; the model "

@@ -81,6 +81,15 @@ def downsample(plane: np.ndarray, f: float) -> np.ndarray:
     return ndimage.zoom(ndimage.uniform_filter(plane, size=max(1, int(f))), 1.0 / f, order=1).astype(np.float32)
 
 
+def blocks_free_of(mask: np.ndarray | None, shape: tuple[int, int], block: int) -> np.ndarray:
+    """(h, w) bool over the ``block`` x ``block`` blocks of :func:`downsample` of an (H, W) plane of
+    ``shape``: True where the block holds no pixel of ``mask`` (H, W) bool (None: every block)."""
+    h, w = shape[0] // block, shape[1] // block
+    if mask is None:
+        return np.ones((h, w), bool)
+    return downsample(mask.astype(np.float32), block) == 0
+
+
 def no_data(plane: np.ndarray) -> np.ndarray | None:
     """(H, W) bool: where a plane has no data (constant patches: the black borders of an uncropped
     stack, a registration's fill), or None; a plane that is constant almost everywhere (a synthetic
@@ -312,7 +321,8 @@ def _spatial_folds(s: BoxSamples, shape: tuple[int, int], k: int = 4) -> np.ndar
 
 
 def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None,
-                  degrees: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6)) -> tuple[int, dict]:
+                  degrees: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6),
+                  samples: BoxSamples | None = None) -> tuple[int, dict]:
     """The polynomial degree that predicts held-out sample boxes best, chosen blind.
 
     Each degree is fitted as :func:`fit_background` does (with its rejection of structure); then
@@ -332,6 +342,9 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
         True = pixels not sampled.
     degrees : tuple of int
         Candidate degrees, 0-6.
+    samples : BoxSamples or None
+        The plane's boxes from :func:`sample_boxes` with the same ``p`` and ``mask``, when the caller
+        has them already; sampled here otherwise.
 
     Returns
     -------
@@ -340,7 +353,7 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
     info : dict
         ``cv_error`` per degree (same units as ``plane``) and the boxes used.
     """
-    samples = sample_boxes(plane, p, mask)
+    samples = sample_boxes(plane, p, mask) if samples is None else samples
     fitted = {}
     for d in degrees:
         if d == 0:
@@ -395,11 +408,13 @@ def simplest_degree(cv_error: dict, degrees: tuple[int, ...] | None = None) -> i
 BLIND_DEGREES = (0, 1, 2)
 
 
-def blind_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None) -> tuple[int, dict]:
+def blind_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None,
+                 samples: BoxSamples | None = None) -> tuple[int, dict]:
     """The degree of ``degree: auto`` and of the single-image floor: :func:`choose_degree` over
-    :data:`BLIND_DEGREES`. ``plane`` is (H, W), nominally in [0, 1]; ``mask`` True = not sampled.
+    :data:`BLIND_DEGREES`. ``plane`` is (H, W), nominally in [0, 1]; ``mask`` True = not sampled;
+    ``samples`` the plane's boxes when the caller has them (as for :func:`fit_background`).
     Degree 0 means no gradient was found (a constant model)."""
-    return choose_degree(plane, p, mask, degrees=BLIND_DEGREES)
+    return choose_degree(plane, p, mask, degrees=BLIND_DEGREES, samples=samples)
 
 
 CORRECTIONS = ("subtract", "divide", "none")

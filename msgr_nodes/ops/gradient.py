@@ -18,7 +18,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import MsgrError
-from .abe import BLIND_DEGREES, ABEParams, blind_degree, choose_degree, downsample, fit_background, simplest_degree
+from .abe import (BLIND_DEGREES, ABEParams, BoxSamples, blind_degree, blocks_free_of, choose_degree, downsample,
+                  fit_background, sample_boxes, simplest_degree)
 from .joint_background import joint_background
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
@@ -601,27 +602,26 @@ class Witness:
 
 
 def large_scale_witness(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None = None,
-                        p: ABEParams | None = None) -> Witness | None:
+                        p: ABEParams | None = None, samples: BoxSamples | None = None) -> Witness | None:
     """How well the wide image sees the narrow image's large-scale sky (:class:`Witness`); None where
     either image has too few sky boxes for ABE. Planes (H, W) on one grid, nominally in [0, 1];
-    ``exclude`` (H, W) bool marks where either has no data; ``p`` the narrow image's ABE settings."""
+    ``exclude`` (H, W) bool marks where either has no data; ``p`` the narrow image's ABE settings and
+    ``samples`` its boxes with them (:func:`~msgr_nodes.ops.abe.sample_boxes`), when the caller has them."""
     p = p or ABEParams()
     block = max(8, max(narrow.shape) // 128)
     try:
-        narrow_surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": 2}))[0].evaluate()
+        narrow_surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": 2}), None, samples)[0].evaluate()
         wide_surface = fit_background(wide, ABEParams(degree=2))[0].evaluate()
     except MsgrError:
         return None
-    valid = np.ones(downsample(narrow, block).shape, bool)
-    if exclude is not None:
-        valid &= downsample(exclude.astype(np.float32), block) == 0
+    valid = blocks_free_of(exclude, narrow.shape, block)
     wide_beyond = _beyond(wide, wide_surface, block)
     seen = _correlation(_beyond(narrow, narrow_surface, block), wide_beyond, valid)
     return Witness(block, valid, narrow_surface, wide_beyond, seen)
 
 
-def choose_floor_degree(narrow: np.ndarray, p: ABEParams,
-                        witness: Witness | None = None) -> tuple[int, dict, str]:
+def choose_floor_degree(narrow: np.ndarray, p: ABEParams, witness: Witness | None = None,
+                        samples: BoxSamples | None = None) -> tuple[int, dict, str]:
     """The single-image floor's degree, chosen blind: (degree, record, how it was chosen).
 
     Cross-validation on held-out sample boxes over :data:`BLIND_DEGREES`. With a ``witness`` (what
@@ -629,19 +629,20 @@ def choose_floor_degree(narrow: np.ndarray, p: ABEParams,
     cross-validation prefers is taken where the wide image witnesses that the structure it adds is
     gradient: it sees the narrow one's large-scale structure (``sky_seen`` at least WITNESS_MIN) but
     not the higher degree's additions (correlation at most FOLLOWS_WIDE_MAX). ``narrow`` is (H, W),
-    nominally in [0, 1]. Raises MsgrError when too few sky boxes remain.
+    nominally in [0, 1]; ``samples`` its boxes with ``p``, when the caller has them. Raises MsgrError
+    when too few sky boxes remain.
     """
     if witness is None:
-        degree, cv = blind_degree(narrow, p)  # the same choice as ABE's degree: auto
+        degree, cv = blind_degree(narrow, p, samples=samples)  # the same choice as ABE's degree: auto
         return degree, {"cv_error": cv.get("cv_error")}, f"ABE degree {degree}, chosen by cross-validation"
-    high, cv = choose_degree(narrow, p)
+    high, cv = choose_degree(narrow, p, samples=samples)
     blind = simplest_degree(cv["cv_error"], BLIND_DEGREES)
     record = {"cv_error": cv["cv_error"]}
     how = f"ABE degree {blind}, chosen by cross-validation"
     if high <= max(BLIND_DEGREES):
         return blind, record, how
     try:
-        surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": high}))[0].evaluate()
+        surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": high}), None, samples)[0].evaluate()
     except MsgrError:
         return blind, record, how
     follows = _correlation(downsample(surface - witness.narrow_surface, witness.block), witness.wide_beyond,
@@ -656,7 +657,7 @@ def choose_floor_degree(narrow: np.ndarray, p: ABEParams,
 
 
 def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None, p: ABEParams,
-                 witness: Witness, info: dict) -> tuple[np.ndarray, str] | None:
+                 witness: Witness, info: dict, samples: BoxSamples | None = None) -> tuple[np.ndarray, str] | None:
     """The joint background (:func:`joint_background`) where the wide image sees the narrow image's
     large-scale sky (``witness.sky_seen`` at least WITNESS_MIN) and the model does not depart from
     ABE's own by more than JOINT_MAX_DEPARTURE: (model (H, W), how), or None."""
@@ -670,8 +671,8 @@ def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | Non
     # JOINT_MAX_DEPARTURE times that model's amplitude: more means the wide image's term carried
     # something other than the sky (two photographs whose large scales are not linearly related)
     try:
-        degree, _ = blind_degree(narrow, p)
-        own = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": degree}))[0].evaluate()
+        degree, _ = blind_degree(narrow, p, samples=samples)
+        own = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": degree}), None, samples)[0].evaluate()
     except MsgrError:
         return None
     step = _stride(narrow.shape, 250_000)
@@ -726,16 +727,20 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     """
     p = ABEParams(unbalance=unbalance)
     how = f"ABE degree {degree}, given"
-    witness = large_scale_witness(narrow, wide, exclude, p) if degree == 0 and wide is not None else None
+    try:  # the narrow image's boxes, sampled once for every fit and choice below
+        samples = sample_boxes(narrow, p)
+    except MsgrError:
+        samples = None  # too small for boxes: each step below says so in its own way
+    witness = large_scale_witness(narrow, wide, exclude, p, samples) if degree == 0 and wide is not None else None
     if witness is not None:
         info["floor_sky_seen"] = witness.sky_seen
-    joint = _joint_floor(narrow, wide, exclude, p, witness, info) if witness is not None else None
+    joint = _joint_floor(narrow, wide, exclude, p, witness, info, samples) if witness is not None else None
     if joint is not None:
         model, how = joint
         return _floor_result(narrow, model, info, f"large-scale fallback: {why}; used {how}")
     if degree == 0:
         try:
-            degree, record, how = choose_floor_degree(narrow, p, witness)
+            degree, record, how = choose_floor_degree(narrow, p, witness, samples)
         except Exception as exc:  # too few sky boxes: leave the image alone rather than guess
             degree, record = 0, {"cv_error": None, "error": str(exc)}
         info["floor_cv"] = record.get("cv_error")
@@ -747,7 +752,7 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
         zero = np.zeros(narrow.shape, np.float32)
         return MatchResult(zero, narrow.astype(np.float32).copy(), info)
     p.degree = degree
-    surf, _ = fit_background(narrow, p)
+    surf, _ = fit_background(narrow, p, None, samples)
     return _floor_result(narrow, surf.evaluate(), info, f"single-image fallback: {why}; used a background model "
                                                         f"of the narrow image alone ({how})")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .abe import Surface, downsample, polynomial_design, simplest_degree
+from .abe import Surface, blocks_free_of, downsample, polynomial_design, simplest_degree
 
 # The polynomial extrapolates across blocks left out; below this share of the frame with data in
 # both images, the joint fit is not tried (the caller keeps ABE's floor). Measured on two real
@@ -53,9 +53,7 @@ def joint_background(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray |
     # polynomial still has 20 blocks per term
     block = max(8, max(narrow.shape) // JOINT_BLOCKS)
     n_blocks, w_blocks = downsample(narrow, block).astype(np.float64), downsample(wide, block).astype(np.float64)
-    valid = np.ones(n_blocks.shape, bool)
-    if exclude is not None:
-        valid &= downsample(exclude.astype(np.float32), block) == 0
+    valid = blocks_free_of(exclude, narrow.shape, block)
     if valid.mean() < JOINT_MIN_COVERAGE:
         return None
     gy, gx = np.mgrid[0:n_blocks.shape[0], 0:n_blocks.shape[1]]
