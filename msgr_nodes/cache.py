@@ -7,6 +7,9 @@ recomputed.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -23,6 +26,38 @@ from .io.atomic import make_folder
 from .wires import jsonable, port_type, value_nbytes
 
 ENTRY_VERSION = 1
+
+
+# The packages whose code computes node results (the editor's does not).
+COMPUTE_PACKAGES = ("msgr_nodes", "msgr_nodes.nodes")
+NOT_COMPUTE = ("gui",)
+
+
+def source_fingerprint(folders: list[Path], skip: tuple[str, ...] = ()) -> str:
+    """SHA-256 (hex) of the ``.py`` files under ``folders``: their paths relative to each folder and
+    their bytes, in sorted order; sub-folders named in ``skip`` are left out."""
+    digest = hashlib.sha256()
+    for i, folder in enumerate(folders):
+        files = sorted(p for p in Path(folder).rglob("*.py")
+                       if not set(p.relative_to(folder).parts[:-1]) & set(skip))
+        for path in files:
+            digest.update(f"{i}:{path.relative_to(folder).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """The fingerprint (:func:`source_fingerprint`) of the installed code that computes node
+    results: a part of every cache key, so that a disk cache written by another release (or by the
+    code before an edit) is never read back as this code's result."""
+    folders = []
+    for name in COMPUTE_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            folders.extend(Path(p) for p in spec.submodule_search_locations)
+    return source_fingerprint(folders, NOT_COMPUTE)
 
 
 @dataclass

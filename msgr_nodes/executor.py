@@ -4,9 +4,10 @@ Cache keys
 ----------
 The key of a node is the SHA-256 of its type, its spec's version, its canonical effective
 parameters, the keys and ports of its inputs, the identity (path, size, mtime) of every file
-it reads and its spec's ``fingerprint``. Node ids and positions never enter it, so editing one
-parameter recomputes exactly that node and its downstream cone, and identical sub-chains are
-computed once.
+it reads, its spec's ``fingerprint`` and the fingerprint of the package's computing code
+(:func:`~msgr_nodes.cache.code_fingerprint`: an upgrade never reads back results of the code
+before it). Node ids and positions never enter it, so editing one parameter recomputes exactly
+that node and its downstream cone, and identical sub-chains are computed once.
 
 State
 -----
@@ -47,7 +48,7 @@ from typing import Any, Callable, Iterable
 
 import networkx as nx
 
-from .cache import DiskCache, MemoryCache, NodeResult
+from .cache import DiskCache, MemoryCache, NodeResult, code_fingerprint
 from .errors import Cancelled, MsgrError
 from .context import CancelToken, RunContext
 from .model import GraphModel
@@ -161,6 +162,7 @@ class Executor:
         g = graph.to_networkx()
         wanted = set(graph.nodes) if nodes is None else _with_ancestors(g, nodes)
         keys: dict[str, str] = {}
+        code = code_fingerprint()
         for nid in nx.topological_sort(g.subgraph(wanted)):
             node = graph.nodes[nid]
             spec = graph.registry.get(node.type)
@@ -171,7 +173,7 @@ class Executor:
                     files[p.name] = file_identity(params[p.name])
             inputs = {port: [keys[l.src], l.src_port] for port, l in sorted(graph.incoming(nid).items())}
             material = {"type": node.type, "version": spec.version, "params": params,
-                        "inputs": inputs, "files": files}
+                        "inputs": inputs, "files": files, "code": code}
             if spec.fingerprint is not None:
                 try:
                     material["fingerprint"] = jsonable(spec.fingerprint(params))

@@ -200,6 +200,34 @@ def test_corrupt_disk_cache_entry_is_discarded_and_recomputed(chain, tmp_path, d
     assert Executor(cache_dir=tmp_path / "cache").run(chain).computed == []
 
 
+def test_a_disk_cache_written_by_other_code_is_not_read_back(chain, tmp_path, monkeypatch):
+    """An upgrade (or an edit of a node's computing code) must recompute: the spec versions alone
+    stayed the same while StarRemove's star test changed, and a disk cache served the old starless
+    images to the new code."""
+    import msgr_nodes.executor as executor
+
+    assert sorted(Executor(cache_dir=tmp_path).run(chain).computed) == ["c1", "c2", "s1", "s2", "s3"]
+    assert Executor(cache_dir=tmp_path).run(chain).computed == []
+    monkeypatch.setattr(executor, "code_fingerprint", lambda: "the code of another release")
+    assert sorted(Executor(cache_dir=tmp_path).run(chain).computed) == ["c1", "c2", "s1", "s2", "s3"]
+
+
+def test_the_code_fingerprint_follows_every_source_file_but_the_editors(tmp_path):
+    from msgr_nodes.cache import code_fingerprint, source_fingerprint
+
+    pkg = tmp_path / "pkg"
+    (pkg / "ops").mkdir(parents=True)
+    (pkg / "gui").mkdir()
+    (pkg / "ops" / "stars.py").write_text("THRESHOLD = 0.3\n")
+    (pkg / "gui" / "editor.py").write_text("SIZE = 1\n")
+    before = source_fingerprint([pkg], ("gui",))
+    (pkg / "gui" / "editor.py").write_text("SIZE = 2\n")
+    assert source_fingerprint([pkg], ("gui",)) == before
+    (pkg / "ops" / "stars.py").write_text("THRESHOLD = 0.2\n")
+    assert source_fingerprint([pkg], ("gui",)) != before
+    assert len(code_fingerprint()) == 64
+
+
 def test_non_image_values_are_disk_cached_as_json(reg, tmp_path):
     g = Graph(reg)
     g.add_node("Stars", "st")
