@@ -5,7 +5,8 @@ on pairs made with make_pairs.py, in one run.
 
     python benchmarks/quality.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--realpairs] [--imperfect]
 
---imperfect adds the scenes users bring: soft wide optics (--wide-fwhm 3.5-6), few frames, a
+--imperfect adds the scenes users bring: soft wide optics (--wide-fwhm 3.5-6, and the same scenes
+with a sharp wide image), few frames, a
 vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a
 trail into the wide one, hot
 pixels in both images, both stacks left uncropped (black borders; the narrow image's are not
@@ -64,6 +65,11 @@ IMPERFECT = [
     ("soft wide fwhm 4.5 r5", ["--preset", "rcw32", "--seed", "22", "--wide-fwhm", "4.5", "--ratio", "5",
                                "--wide-fov", "2.5"], None),
     ("soft wide fwhm 6", ["--preset", "virgo", "--seed", "23", "--wide-fwhm", "6"], None),
+    # the same three scenes with the wide image as sharp as usual: what the soft optics cost
+    ("sharp wide, as fwhm 3.5", ["--preset", "rcw32", "--seed", "21"], None),
+    ("sharp wide, as fwhm 4.5 r5", ["--preset", "rcw32", "--seed", "22", "--ratio", "5", "--wide-fov", "2.5"],
+     None),
+    ("sharp wide, as fwhm 6", ["--preset", "virgo", "--seed", "23"], None),
     ("1 frame", ["--preset", "rcw32", "--seed", "24", "--frames", "1"], None),
     ("2 frames, complex", ["--preset", "rcw32", "--seed", "25", "--frames", "2", "--gradient-kind", "complex"],
      None),

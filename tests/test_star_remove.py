@@ -159,8 +159,10 @@ def test_the_bright_soft_stars_of_an_upsampled_wide_image_are_removed(rng):
     yy, xx = np.mgrid[0:h, 0:w]
     img = np.full((h, w), sky)
     alpha = 4.5 / (2 * np.sqrt(2 ** (1 / 3.5) - 1))  # Moffat FWHM 4.5 px, beta 3.5
-    pos = rng.uniform([8, 8], [w - 8, h - 8], (400, 2))
-    peaks = np.minimum(20 / rng.uniform(0.01, 1, 400), 3000)  # as many stars above p as 1 / p: most faint
+    # apart enough that no two merge into one source: 2.7 FWHM and more
+    gx, gy = np.meshgrid(np.arange(8, w - 4, 12.0), np.arange(8, h - 4, 12.0))
+    pos = np.stack([gx.ravel(), gy.ravel()], 1) + rng.uniform(-0.5, 0.5, (gx.size, 2))
+    peaks = np.minimum(20 / rng.uniform(0.01, 1, gx.size), 3000)  # as many stars above p as 1 / p: most faint
     bright = np.argsort(-peaks)[:8]
     for (x, y), p in zip(pos, peaks):
         img += p * (1 + ((xx - x) ** 2 + (yy - y) ** 2) / alpha ** 2) ** -3.5
