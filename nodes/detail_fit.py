@@ -18,13 +18,22 @@ def run(ctx, inputs, params):
     difference = np.empty_like(n.data)
     fitted = np.empty_like(n.data)
     infos = []
+    stars = None
+    for port in ("narrow_mask", "wide_mask"):
+        m = inputs.get(port)
+        if m is None:
+            continue
+        if m.data.shape[1:] != n.data.shape[1:]:
+            raise NodeError(f"{port} is {m.describe()} but narrow is {n.describe()}: give the star mask of the "
+                            f"image on this grid (StarRemove's mask output)")
+        stars = (m.data[0] > 0.5) if stars is None else stars | (m.data[0] > 0.5)
 
     def channel(c):
         return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
-                          linearize=params["linearize"])
+                          linearize=params["linearize"], star_masks=stars)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -64,8 +73,9 @@ SPEC = NodeSpec(
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
          "noise. Local defects of either image (satellite trails, blooming, hot pixels, stacking edges) are "
          "left out of the fit and filled in the difference, and so are the regions where the wide image "
-         "holds structure the narrow one lacks (a reflection, a halo) and where it has no data (outside its "
-         "field after registration): the model is interpolated across them. A stretched (non-linear) wide image, "
+         "holds structure the narrow one lacks (a reflection, a halo), where it has no data (outside its "
+         "field after registration) and, given the star masks, where either image's stars were removed (each "
+         "image's fill guesses the sky under its own stars): the model is interpolated across them. A stretched (non-linear) wide image, "
          "whose detail is compressed where it is bright, is found and linearized by a tone curve fitted on the "
          "shared detail (linearize). A wide lens's vignetting is "
          "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
@@ -82,7 +92,12 @@ SPEC = NodeSpec(
          "travels too (MSGRWCHK, and HISTORY lines MSGR wide check).",
     run=run,
     inputs=(Port(name="narrow", type="image", help="the starless narrow image"),
-            Port(name="wide", type="image", help="the starless wide image registered onto the narrow grid")),
+            Port(name="wide", type="image", help="the starless wide image registered onto the narrow grid"),
+            Port(name="narrow_mask", type="mask", optional=True,
+                 help="optional: the narrow image's star mask (StarRemove's mask); the difference is "
+                      "interpolated across it"),
+            Port(name="wide_mask", type="mask", optional=True,
+                 help="optional: the registered wide image's star mask, likewise")),
     outputs=(Port(name="difference", type="image", help="narrow - (a + b wide), median 0; the narrow image's own background "
                                                "model when the check refuses the wide image"),
              Port(name="fitted", type="image", help="the wide image matched to the narrow one: a + b wide")),
