@@ -94,10 +94,10 @@ SPEC = NodeSpec(
     inputs=(Port(name="narrow", type="image", help="the starless narrow image"),
             Port(name="wide", type="image", help="the starless wide image registered onto the narrow grid"),
             Port(name="narrow_mask", type="mask", optional=True,
-                 help="optional: the narrow image's star mask (StarRemove's mask); the difference is "
+                 help="the narrow image's star mask (StarRemove's mask); the difference is "
                       "interpolated across it"),
             Port(name="wide_mask", type="mask", optional=True,
-                 help="optional: the registered wide image's star mask, likewise")),
+                 help="the registered wide image's star mask, likewise")),
     outputs=(Port(name="difference", type="image", help="narrow - (a + b wide), median 0; the narrow image's own background "
                                                "model when the check refuses the wide image"),
              Port(name="fitted", type="image", help="the wide image matched to the narrow one: a + b wide")),
