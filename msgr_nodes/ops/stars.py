@@ -265,9 +265,9 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
         saturated = plane[np.clip(det.y.round().astype(int), 0, h - 1),
                           np.clip(det.x.round().astype(int), 0, w - 1)] >= saturation
     # a star is compact; larger sources are stars only if as concentrated as stars (bright stars
-    # grow in isophotal size, galaxies and nebula knots are large *and* diffuse)
-    # (against the median source); or if it looks like the stars of its brightness
-    # (:func:`_typical_by_brightness`), which is how the bright stars of a soft image look
+    # grow in isophotal size, galaxies and nebula knots are large *and* diffuse): against the median
+    # source, or against the stars of the same brightness (:func:`_typical_by_brightness`), which is
+    # how the bright stars of a soft image are told from its nebula
     conc = det.peak / np.maximum(det.flux, 1e-30)
     peer_a = _typical_by_brightness(det.peak, det.a, ~hot, 25, +1)
     peer_conc = _typical_by_brightness(det.peak, conc, ~hot, 75, -1)
@@ -294,7 +294,7 @@ def star_mask(shape: tuple[int, int], det: Detection, k: float = 3.5, growth: fl
 # PEER_CONCENTRATION x their concentration (75th percentile). Measured on a soft wide image upsampled
 # 5x against its true star list: isolated bright stars at 1.03-1.41 and 0.66-0.98 of their peers,
 # bright stars on a nebula up to 1.71 in size (the nebula widens the isophote), the nebula's knots
-# (no star brighter than a tenth of their peak) at 0.25-0.54 in concentration. 117 of its 123 bright
+# (no star brighter than a tenth of their peak) at 0.25-0.54 in concentration. 116 of its 123 bright
 # stars are now masked, 31 before.
 BRIGHTNESS_NEIGHBOURS = 25
 PEER_SIZE = 2.0
