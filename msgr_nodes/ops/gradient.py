@@ -243,9 +243,9 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        (on a real pair of differently processed photographs, ratio 0.88, the plain model made the
        image worse than leaving it alone); the single-image floor stands in for it (step 3).
     3. Local defects of either image (:func:`local_defects`) are filled before the bands and in the
-       difference, and so are the star masks (``star_masks``) in the difference; a softer wide image is compared with the narrow one blurred to its resolution
-       (BLUR_STEPS); where the wide image is refused, :func:`single_image_floor` models the narrow
-       image's background alone.
+       difference, and so are the star masks (``star_masks``) in the difference; a softer wide image
+       is compared with the narrow one blurred to its resolution (BLUR_STEPS); where the wide image
+       is refused, :func:`single_image_floor` models the narrow image's background alone.
     4. Trust is decided region by region: the regions where the wide image holds structure the
        narrow one lacks (:func:`~msgr_nodes.ops.local_trust.wide_only_regions`) or has no data
        (:func:`~msgr_nodes.ops.local_trust.uncovered`) are left out and interpolated across, or

@@ -323,7 +323,8 @@ def _typical_by_brightness(peak: np.ndarray, value: np.ndarray, use: np.ndarray,
         return out
     order = idx[np.argsort(peak[idx], kind="stable")]
     k = min(BRIGHTNESS_NEIGHBOURS, order.size)
-    lp, lv = np.log(peak[order]), np.log(value[order])
+    log_peak = np.log(np.maximum(peak, 1e-30))
+    lp, lv = log_peak[order], np.log(value[order])
     wp = np.lib.stride_tricks.sliding_window_view(lp, k)  # (n - k + 1, k), no copy
     wv = np.lib.stride_tricks.sliding_window_view(lv, k)
     dp = wp - wp.mean(axis=1, keepdims=True)
@@ -332,9 +333,9 @@ def _typical_by_brightness(peak: np.ndarray, value: np.ndarray, use: np.ndarray,
     level = wv.mean(axis=1) - slope * wp.mean(axis=1)
     spread = np.percentile(wv - (level[:, None] + slope[:, None] * wp), percentile, axis=1)
     # every source takes the window centred on the rank its peak falls at, clipped at both ends
-    rank = np.clip(np.searchsorted(lp, np.log(np.maximum(peak, 1e-30))), 0, order.size - 1)
+    rank = np.clip(np.searchsorted(lp, log_peak), 0, order.size - 1)
     win = np.clip(rank - k // 2, 0, order.size - k)
-    out[:] = np.exp(level[win] + slope[win] * np.log(np.maximum(peak, 1e-30)) + spread[win])
+    out[:] = np.exp(level[win] + slope[win] * log_peak + spread[win])
     return out
 
 
