@@ -17,7 +17,8 @@ distortion, and Stellarium textures the base scenes do not use (they need the Py
 
 Prints a table of resid_rms (% of sky; see score.py) and a line on msgr_additive.json's
 gain_spread (how much the gain of fine structure varies; undefined where the scorer finds too
-little of it), writes every score (grad_left too) to --out/quality.json, and writes
+little of it), beside the figure the scorer gives the narrow image minus its injected gradient (a
+perfect additive correction: the noise floor of the measure on that scene), writes every score (grad_left too) to --out/quality.json, and writes
 before / after / model PNGs (PixInsight's AutoSTF) per scene into --out. --realpairs adds pairs of
 two differently processed real photographs (make_pairs.py --mode realpair; needs Debian's
 stellarium-data, fetched with apt-get download), where the graph must not make the image worse,
@@ -376,6 +377,10 @@ def main():
                     before_after_png(read_image(pair / "narrow.fits").data, read_image(path).data,
                                      read_image(out / "msgr_additive_model.fits").data, out / "before_after.png")
         if "realpair" not in args:
+            # the injected gradient itself subtracted: what the scorer gives a perfect additive
+            # correction (gain_spread's own floor on noisy scenes)
+            narrow, gradient = score_mod.load(pair / "narrow.fits"), score_mod.load(pair / "narrow_gradient.fits")
+            row["perfect"] = score_mod.score(narrow - gradient, pair, sky)
             floor_pair = truth_wide(pair, out, STRETCHES.get(modifier))
             path, _, _ = run_graph("msgr_additive.json", floor_pair, out / "truth_wide", ex)
             row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
@@ -390,7 +395,9 @@ def main():
                       if r.get("msgr_additive.json") and np.isfinite(r["msgr_additive.json"].get("gain_spread", np.nan))),
                      reverse=True)
     if spreads:
-        above = ", ".join(f"{scene} {g:.3f}" for g, scene in spreads if g >= 0.1) or "none"
+        perfect = {r["scene"]: r["perfect"]["gain_spread"] for r in rows if r.get("perfect")}
+        above = ", ".join(f"{scene} {g:.3f} (a perfect additive correction: {perfect.get(scene, np.nan):.3f})"
+                          for g, scene in spreads if g >= 0.1) or "none"
         print(f"\ngain_spread of msgr_additive.json (% of sky), {len(spreads)} scenes: at most {spreads[0][0]:.3f} "
               f"({spreads[0][1]}); at or above 0.1: {above}", flush=True)
     a.out.mkdir(parents=True, exist_ok=True)
