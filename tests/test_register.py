@@ -174,3 +174,29 @@ def test_the_homography_fit_recovers_a_projective_mapping(rng):
     assert np.abs(apply(fitted, grid) - apply(truth, grid)).max() < 0.05
     with pytest.raises(R.RegistrationError, match="coincide"):
         R._fit_homography(np.ones((40, 2)), dst[:40])
+
+
+def _tps_registration(shape, displacement):
+    """A registration of ``shape`` (H, W) onto itself plus a thin-plate displacement, a function of the
+    normalised reference position (x, y) -> (dx, dy) in target px, fitted on a 9 x 9 grid of nodes."""
+    from scipy.interpolate import RBFInterpolator
+
+    h, w = shape
+    cx, cy, s = (w - 1) / 2, (h - 1) / 2, max(h, w) / 2
+    gy, gx = np.mgrid[-1:1:9j, -1:1:9j]
+    nodes = np.stack([gx.ravel() * (w - 1) / 2 / s, gy.ravel() * (h - 1) / 2 / s], 1)
+    fit = RBFInterpolator(nodes, np.stack(displacement(nodes[:, 0], nodes[:, 1]), 1), kernel="thin_plate_spline")
+    return R.Registration(np.eye(3), shape, shape, tps_nodes=nodes, tps_fit=fit, norm=(cx, cy, s))
+
+
+def test_a_distortion_that_folds_the_image_is_refused_and_a_mild_one_kept():
+    """A map whose Jacobian changes sign (a part of the target seen twice, mirrored) is no registration."""
+    shape = (400, 600)
+    R._check_fold(_tps_registration(shape, lambda x, y: (3.0 * x * y, 2.0 * y * y)))  # a few px: kept
+    # a fold near the centre line: there dx/dx = 1 - 400 / 300 < 0
+    with pytest.raises(R.RegistrationError, match="would fold the image"):
+        R._check_fold(_tps_registration(shape, lambda x, y: (-400.0 * x * np.exp(-(x / 0.4) ** 2), 0 * y)))
+    # a homography whose horizon crosses the frame folds it too
+    folding = R.Registration(np.array([[1.0, 0, 0], [0, 1, 0], [-0.0041, 0, 1]]), shape, shape)
+    with pytest.raises(R.RegistrationError, match="would fold the image"):
+        R._check_fold(folding)

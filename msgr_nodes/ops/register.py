@@ -545,10 +545,15 @@ def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None,
 
 
 def _check_fold(reg: Registration) -> None:
-    """Refuse a map that folds the image (the Jacobian changes sign over the frame)."""
-    mx, my = coordinate_maps(reg, step=max(8, min(reg.ref_shape) // 16))
-    sub = slice(None, None, max(1, min(reg.ref_shape) // 64))
-    gx, gy = np.gradient(mx[sub, sub]), np.gradient(my[sub, sub])
+    """Refuse a map that folds the image (the Jacobian changes sign over the frame), judged on a grid of
+    64 points across the short side. The map is evaluated at the grid's points alone: expanded to
+    full-resolution maps first, it cost 0.6 s and two frames of memory at 6000x4000 for the 6000
+    values the check reads."""
+    h, w = reg.ref_shape
+    step = max(1, min(h, w) // 64)
+    gx, gy = np.meshgrid(np.arange(0, w, step, dtype=np.float64), np.arange(0, h, step, dtype=np.float64))
+    mx, my = reg(gx, gy)
+    gx, gy = np.gradient(np.asarray(mx, np.float64)), np.gradient(np.asarray(my, np.float64))
     jac = gx[1] * gy[0] - gx[0] * gy[1]
     if np.any(np.sign(jac) != np.sign(np.median(jac))):
         raise RegistrationError("the fitted distortion would fold the image: too few or badly spread stars; "
