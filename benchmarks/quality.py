@@ -18,11 +18,11 @@ distortion, and Stellarium textures the base scenes do not use (they need the Py
 Prints a table of resid_rms (% of sky; see score.py) and a line on msgr_additive.json's
 gain_spread (how much the gain of fine structure varies; undefined where the scorer finds too
 little of it), beside the figure the scorer gives the narrow image minus its injected gradient (a
-perfect additive correction: the noise floor of the measure on that scene), writes every score (grad_left too) to --out/quality.json, and writes
-before / after / model PNGs (PixInsight's AutoSTF) per scene into --out. --realpairs adds pairs of
-two differently processed real photographs (make_pairs.py --mode realpair; needs Debian's
-stellarium-data, fetched with apt-get download), where the graph must not make the image worse,
-and the same pairs with two other gradients (seed 2 complex, seed 3 simple), held out.
+perfect additive correction: the noise floor of the measure on that scene), writes every score
+(grad_left too) to --out/quality.json, and writes before / after / model PNGs (PixInsight's
+AutoSTF) per scene into --out. --realpairs adds pairs of two differently processed real photographs
+(make_pairs.py --mode realpair; needs Debian's stellarium-data, fetched with apt-get download),
+where the graph must not make the image worse, and the same pairs with two other gradients (seed 2 complex, seed 3 simple), held out.
 """
 import argparse
 import importlib.util

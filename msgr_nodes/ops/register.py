@@ -547,8 +547,8 @@ def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None,
 def _check_fold(reg: Registration) -> None:
     """Refuse a map that folds the image (the Jacobian changes sign over the frame), judged on a grid of
     64 points across the short side. The map is evaluated at the grid's points alone: expanded to
-    full-resolution maps first, it cost 0.6 s and two frames of memory at 6000x4000 for the 6000
-    values the check reads."""
+    full-resolution maps first, it cost 0.85 s and two frames of memory at 6000x4000 for the 6300
+    points the check reads."""
     h, w = reg.ref_shape
     step = max(1, min(h, w) // 64)
     gx, gy = np.meshgrid(np.arange(0, w, step, dtype=np.float64), np.arange(0, h, step, dtype=np.float64))
