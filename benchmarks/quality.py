@@ -22,7 +22,8 @@ perfect additive correction: the noise floor of the measure on that scene), writ
 (grad_left too) to --out/quality.json, and writes before / after / model PNGs (PixInsight's
 AutoSTF) per scene into --out. --realpairs adds pairs of two differently processed real photographs
 (make_pairs.py --mode realpair; needs Debian's stellarium-data, fetched with apt-get download),
-where the graph must not make the image worse, and the same pairs with two other gradients (seed 2 complex, seed 3 simple), held out.
+where the graph must not make the image worse, and the same pairs with two other gradients (seed 2
+complex, seed 3 simple), held out.
 """
 import argparse
 import importlib.util
