@@ -25,9 +25,9 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="LargeScales", version=1, category="Multiscale",
+    type="LargeScales", version=2, category="Multiscale",
     help="The large-scale part of an image: structures above about 2^K px. surface fits a smoothing "
-         "thin-plate spline to box medians (2^(K-3) px boxes; no mirrored-border bias, so it is right up "
+         "thin-plate spline to box medians (2^(K-2) px boxes; no mirrored-border bias, so it is right up "
          "to the frame edges), mmt takes the K-th cascaded median (MMT c_K). In MSGR it turns the "
          "difference narrow - fitted wide into the gradient model. K = 0 chooses the scale from the frame: "
          "2^K about a sixteenth of the short side (K = 8 at 4000 px, 6 at 1200 px); the recipe's 8-9 layers "

@@ -458,7 +458,7 @@ def test_a_stretched_wide_image_is_linearized(medium_pair, clean_run, tmp_path, 
     """A wide image that was stretched before it was given (a common mistake: an image from a finished
     processing, a JPEG) shares the narrow one's detail at every scale and passes the detail checks,
     but its detail is compressed where it is bright: subtracted as it is, it leaves the nebula's shape
-    in the model (2.1-2.5 % of sky here, against 0.25 with the linear image). DetailFit finds the
+    in the model (2.1-2.5 % of sky here, against 0.17 with the linear image). DetailFit finds the
     stretch from the detail's slope changing with brightness, linearizes the wide image with a
     fitted tone curve and says so."""
     pair = tmp_path / "pair"
@@ -467,8 +467,8 @@ def test_a_stretched_wide_image_is_linearized(medium_pair, clean_run, tmp_path, 
     fits.writeto(pair / "wide.fits", stretch(data.astype(np.float64)).astype(np.float32), header, overwrite=True)
     out, _, header = run_recommended(pair, tmp_path / "run")
     linear = _score(medium_pair, clean_run[0])
-    # measured: 0.51 (asinh), 0.59 (screen transfer), 0.66 (gamma), 0.80 (JPEG: its 8 bits are noise
-    # the curve amplifies where it is steep); linear 0.25; before: 2.13, 2.50, 2.16, 2.39
-    assert _score(pair, out) < min(1.0, 4 * linear), (_score(pair, out), linear)
+    # measured: 0.47 (asinh), 0.62 (screen transfer), 0.59 (gamma), 0.72 (JPEG: its 8 bits are noise
+    # the curve amplifies where it is steep); linear 0.17; taken as linear: 2.13, 2.50, 2.16, 2.39
+    assert _score(pair, out) < min(0.9, 5 * linear), (_score(pair, out), linear)
     assert header["MSGRCHK"] == "passed"
     assert "the wide image is not linear" in check_history(header)
