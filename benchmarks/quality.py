@@ -362,7 +362,8 @@ def main():
         out = a.out.resolve() / tag  # graph paths resolve against the graph file, not here
         out.mkdir(parents=True, exist_ok=True)
         ex = Executor(jobs=2, memory_bytes=4 * 1024 ** 3)
-        row = {"scene": scene, "uncorrected": score_mod.score(score_mod.load(pair / "narrow.fits"), pair, sky)}
+        narrow = score_mod.load(pair / "narrow.fits")
+        row = {"scene": scene, "uncorrected": score_mod.score(narrow, pair, sky)}
         best = best_abe(pair, out, ex, score_mod, sky)
         auto = abe(pair, out, ex, score_mod, sky, 0)
         row["best_abe"], row["best_abe_degree"] = (best[1], best[0]) if best else (None, None)
@@ -380,8 +381,7 @@ def main():
         if "realpair" not in args:
             # the injected gradient itself subtracted: what the scorer gives a perfect additive
             # correction (gain_spread's own floor on noisy scenes)
-            narrow, gradient = score_mod.load(pair / "narrow.fits"), score_mod.load(pair / "narrow_gradient.fits")
-            row["perfect"] = score_mod.score(narrow - gradient, pair, sky)
+            row["perfect"] = score_mod.score(narrow - score_mod.load(pair / "narrow_gradient.fits"), pair, sky)
             floor_pair = truth_wide(pair, out, STRETCHES.get(modifier))
             path, _, _ = run_graph("msgr_additive.json", floor_pair, out / "truth_wide", ex)
             row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
