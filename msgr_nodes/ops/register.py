@@ -551,8 +551,8 @@ def _check_fold(reg: Registration) -> None:
     points the check reads."""
     h, w = reg.ref_shape
     step = max(1, min(h, w) // 64)
-    gx, gy = np.meshgrid(np.arange(0, w, step, dtype=np.float64), np.arange(0, h, step, dtype=np.float64))
-    mx, my = reg(gx, gy)
+    xs, ys = np.meshgrid(np.arange(0, w, step, dtype=np.float64), np.arange(0, h, step, dtype=np.float64))
+    mx, my = reg(xs, ys)
     gx, gy = np.gradient(np.asarray(mx, np.float64)), np.gradient(np.asarray(my, np.float64))
     jac = gx[1] * gy[0] - gx[0] * gy[1]
     if np.any(np.sign(jac) != np.sign(np.median(jac))):
