@@ -200,3 +200,36 @@ def test_a_distortion_that_folds_the_image_is_refused_and_a_mild_one_kept():
     folding = R.Registration(np.array([[1.0, 0, 0], [0, 1, 0], [-0.0041, 0, 1]]), shape, shape)
     with pytest.raises(R.RegistrationError, match="would fold the image"):
         R._check_fold(folding)
+
+
+def test_a_smooth_model_is_brought_onto_the_reference_grid_through_the_transform():
+    """A background model on the wide grid, carried onto the narrow one through Register's transform:
+    at every narrow pixel it equals the model where the mapping lands (a smooth surface needs no warp
+    of every pixel), and a transform of another image is named."""
+    th = np.radians(12.0)
+    H = np.array([[np.cos(th) / 3, -np.sin(th) / 3, 150.0], [np.sin(th) / 3, np.cos(th) / 3, 90.0], [1e-6, 0, 1]])
+    tgt_shape, ref_shape = (400, 560), (600, 800)
+
+    def surface(x, y):  # a degree-2 gradient over the wide frame, as ABE's model
+        u, v = x / tgt_shape[1] - 0.5, y / tgt_shape[0] - 0.5
+        return 0.4 + 0.02 * u - 0.015 * v + 0.03 * u * u + 0.01 * u * v
+
+    yy, xx = np.mgrid[0:tgt_shape[0], 0:tgt_shape[1]]
+    model = surface(xx, yy).astype(np.float32)
+    transform = {"kind": "projective", "H": H.tolist(), "reference_shape": list(ref_shape),
+                 "target_shape": list(tgt_shape)}
+    onto = R.smooth_onto_reference(model, transform)
+    ry, rx = np.mgrid[0:ref_shape[0], 0:ref_shape[1]]
+    u, v = R.Registration(H, ref_shape, tgt_shape).projective(rx.astype(float), ry.astype(float))
+    expected = surface(u, v)
+    assert onto.shape == ref_shape
+    # bilinear between nodes 32 px apart: within a thousandth of the model's range over the frame
+    assert np.abs(onto.evaluate() - expected).max() < 1e-3 * np.ptp(expected)
+    # at the centres of 4 x 4 blocks, as a 4x downsampled plane
+    small = onto.evaluate(4)
+    assert small.shape == (150, 200)
+    assert np.abs(small - expected.reshape(150, 4, 200, 4).mean(axis=(1, 3))).max() < 1e-3 * np.ptp(expected)
+    with pytest.raises(R.MsgrError, match="maps onto a 560x400 image, not this 280x200 one"):
+        R.smooth_onto_reference(model[::2, ::2], transform)
+    with pytest.raises(R.MsgrError, match="no projective mapping"):
+        R.smooth_onto_reference(model, {"kind": "wcs"})

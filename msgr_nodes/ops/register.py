@@ -390,20 +390,90 @@ def coordinate_maps(reg: Registration, step: int = 16) -> tuple[np.ndarray, np.n
     The map is evaluated on a grid every ``step`` px that reaches one node past every
     border, and interpolated bilinearly: a TPS varies slowly, and evaluating it at every pixel costs far more
     than the warp itself (``benchmarks/register.py`` times both)."""
-    h, w = reg.ref_shape
-    xs = np.arange(-step, w + 2 * step, step, dtype=np.float64)
-    ys = np.arange(-step, h + 2 * step, step, dtype=np.float64)
+    xs, ys = _grid_nodes(reg.ref_shape, step)
     gx, gy = np.meshgrid(xs, ys)
     u, v = reg(gx.ravel(), gy.ravel())
-    u, v = u.reshape(gx.shape), v.reshape(gx.shape)
-    i0, i1, wy = _axis_weights(h, ys)
-    j0, j1, wx = _axis_weights(w, xs)
-    out = []
-    for g in (u.astype(np.float32), v.astype(np.float32)):
-        rows = g[i0] * (1 - wy)[:, None] + g[i1] * wy[:, None]
-        out.append(np.ascontiguousarray(rows[:, j0] * (1 - wx)[None, :] + rows[:, j1] * wx[None, :],
-                                        dtype=np.float32))
-    return out[0], out[1]
+    return (_from_grid(u.reshape(gx.shape), xs, ys, reg.ref_shape),
+            _from_grid(v.reshape(gx.shape), xs, ys, reg.ref_shape))
+
+
+def _grid_nodes(shape: tuple[int, int], step: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of a grid every ``step`` px that reaches one node past every border of ``shape``."""
+    h, w = shape
+    return (np.arange(-step, w + 2 * step, step, dtype=np.float64),
+            np.arange(-step, h + 2 * step, step, dtype=np.float64))
+
+
+def _from_grid(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Values on the grid nodes (ys.size, xs.size), interpolated bilinearly to every pixel of ``shape``."""
+    i0, i1, wy = _axis_weights(shape[0], ys)
+    j0, j1, wx = _axis_weights(shape[1], xs)
+    g = values.astype(np.float32)
+    rows = g[i0] * (1 - wy)[:, None] + g[i1] * wy[:, None]
+    return np.ascontiguousarray(rows[:, j0] * (1 - wx)[None, :] + rows[:, j1] * wx[None, :], dtype=np.float32)
+
+
+@dataclass
+class GridSurface:
+    """A smooth surface on a (H, W) frame, given at grid nodes (``xs``, ``ys`` in its pixels) and
+    bilinear between: a background model carried at a few thousand values instead of a frame."""
+
+    values: np.ndarray             # (ys.size, xs.size)
+    xs: np.ndarray
+    ys: np.ndarray
+    shape: tuple[int, int]
+
+    def evaluate(self, factor: int = 1) -> np.ndarray:
+        """The surface at every pixel, float32 (H, W); for ``factor`` > 1 at the centres of the frame's
+        factor x factor blocks, (H // factor, W // factor), as :func:`~msgr_nodes.ops.abe.downsample`
+        gives a plane for an integer factor."""
+        if factor <= 1:
+            return _from_grid(self.values, self.xs, self.ys, self.shape)
+        return _from_grid(self.values, (self.xs + 0.5) / factor - 0.5, (self.ys + 0.5) / factor - 0.5,
+                          (self.shape[0] // factor, self.shape[1] // factor))
+
+
+def smooth_onto_reference(plane: np.ndarray, transform: dict | None = None, step: int = 32) -> GridSurface:
+    """A smooth plane (a background model) on the reference grid, as a :class:`GridSurface`.
+
+    It is sampled where the transform's projective part maps a grid every ``step`` reference px:
+    a surface that varies over hundreds of px needs neither the distortion correction (a few px) nor
+    a warp of every pixel.
+
+    Parameters
+    ----------
+    plane : ndarray
+        float32 (h, w) on the target's grid, the transform's ``target_shape``.
+    transform : dict, optional
+        Register's transform output (:meth:`Registration.to_dict`): ``H`` maps reference (x, y, 1) to
+        the target, with ``reference_shape`` and ``target_shape`` (rows, columns). None: the plane is
+        on the reference grid already.
+    step : int
+        Grid step in reference px.
+
+    Returns
+    -------
+    GridSurface
+        On the reference frame; beyond the target's frame, its nearest border value.
+    """
+    from scipy import ndimage
+
+    if transform is None:
+        shape, H = plane.shape, np.eye(3)
+    else:
+        if not all(k in transform for k in ("H", "reference_shape", "target_shape")):
+            raise MsgrError("the transform has no projective mapping (H, reference_shape, target_shape): give "
+                            "Register's transform output")
+        if tuple(transform["target_shape"]) != plane.shape:
+            raise MsgrError(f"the transform maps onto a {transform['target_shape'][1]}x"
+                            f"{transform['target_shape'][0]} image, not this {plane.shape[1]}x{plane.shape[0]} "
+                            f"one: give the transform that registered this image")
+        shape, H = tuple(int(v) for v in transform["reference_shape"]), np.asarray(transform["H"], np.float64)
+    xs, ys = _grid_nodes(shape, step)
+    gx, gy = np.meshgrid(xs, ys)
+    u, v = Registration(H, shape, plane.shape).projective(gx, gy)
+    values = ndimage.map_coordinates(np.asarray(plane, np.float32), [v.ravel(), u.ravel()], order=1, mode="nearest")
+    return GridSurface(values.reshape(gx.shape), xs, ys, shape)
 
 
 def resample(plane: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, fill: float,
