@@ -2,7 +2,8 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeError, NodeSpec, Param, Port
-from msgr_nodes.ops.gradient import match_wide
+from msgr_nodes.ops.gradient import match_wide, sampled_median
+from msgr_nodes.ops.register import smooth_onto_reference
 from msgr_nodes.ops.stars import match_channels
 
 
@@ -27,13 +28,18 @@ def run(ctx, inputs, params):
             raise NodeError(f"{port} is {m.describe()} but narrow is {n.describe()}: give the star mask of the "
                             f"image on this grid (StarRemove's mask output)")
         stars = (m.data[0] > 0.5) if stars is None else stars | (m.data[0] > 0.5)
+    if inputs.get("transform") is not None and inputs.get("wide_background") is None:
+        ctx.warn("the transform is used only with wide_background (the wide image's ABE model): not used")
+    skies = _wide_skies(inputs, n, params["linearize"])
 
     def channel(c):
         return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
-                          linearize=params["linearize"], star_masks=stars)
+                          linearize=params["linearize"], star_masks=stars,
+                          wide_sky=None if skies is None else skies[0][c],
+                          wide_sky_level=0.0 if skies is None else skies[1][c])
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -64,6 +70,29 @@ def run(ctx, inputs, params):
             header.add_history(f"MSGR check ch{c + 1}{':' if k == 0 else '+'} {text[start:start + 56]}")
     return {"difference": Image(difference, header, "Difference", dict(n.meta)),
             "fitted": w.derive(fitted, name=f"{w.name}_fitted")}
+
+
+def _wide_skies(inputs, n, linearize):
+    """The sky the wide image's ABE subtracted from each channel, on the narrow frame (a
+    :class:`~msgr_nodes.ops.register.GridSurface` per channel), and the level it left each channel's
+    sky at (ABE's normalize: the model's median over its frame); or None without a wide_background
+    or with linearize off (the only step that uses it)."""
+    bg, transform = inputs.get("wide_background"), inputs.get("transform")
+    if bg is None or linearize == "off":
+        return None
+    model = match_channels(bg.data, n.channels)
+    if bg.data.shape[1:] == n.data.shape[1:]:
+        transform = None  # on the narrow grid already
+    elif transform is None:
+        raise NodeError(f"wide_background is {bg.describe()}, not on the narrow grid ({n.describe()}): connect "
+                        f"Register's transform too")
+    elif tuple(transform.get("reference_shape", ())) != n.data.shape[1:]:
+        raise NodeError(f"the transform maps from a {'x'.join(map(str, transform.get('reference_shape', ())[::-1]))} "
+                        f"frame, not the narrow image's ({n.describe()}): give the transform of the Register that "
+                        f"made the wide input")
+    # a transform of another image than this model's is named by smooth_onto_reference
+    skies = [smooth_onto_reference(model[c], transform) for c in range(n.channels)]
+    return skies, [sampled_median(model[c]) for c in range(n.channels)]
 
 
 SPEC = NodeSpec(
@@ -97,7 +126,13 @@ SPEC = NodeSpec(
                  help="the narrow image's star mask (StarRemove's mask); the difference is "
                       "interpolated across it"),
             Port(name="wide_mask", type="mask", optional=True,
-                 help="the registered wide image's star mask, likewise")),
+                 help="the registered wide image's star mask, likewise"),
+            Port(name="wide_background", type="image", optional=True,
+                 help="the wide image's background model from its ABE (subtract): where the wide image is "
+                      "linearized, that sky is put back before the tone curve and taken out through it"),
+            Port(name="transform", type="transform", optional=True,
+                 help="Register's transform, to bring wide_background from the wide image's grid to the "
+                      "narrow one")),
     outputs=(Port(name="difference", type="image", help="narrow - (a + b wide), median 0; the narrow image's own background "
                                                "model when the check refuses the wide image"),
              Port(name="fitted", type="image", help="the wide image matched to the narrow one: a + b wide")),
