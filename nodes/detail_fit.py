@@ -96,7 +96,7 @@ def _wide_skies(inputs, n, linearize):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=6, category="Multiscale",
+    type="DetailFit", version=7, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -106,7 +106,8 @@ SPEC = NodeSpec(
          "field after registration) and, given the star masks, where either image's stars were removed (each "
          "image's fill guesses the sky under its own stars): the model is interpolated across them. A stretched (non-linear) wide image, "
          "whose detail is compressed where it is bright, is found and linearized by a tone curve fitted on the "
-         "shared detail (linearize). A wide lens's vignetting is "
+         "shared detail (linearize), with the sky the wide image's ABE took out in stretched values put back "
+         "before the curve and taken out through it (wide_background and transform). A wide lens's vignetting is "
          "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
          "compared at matched "
          "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
