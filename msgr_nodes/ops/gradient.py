@@ -59,13 +59,6 @@ def sampled_median(plane: np.ndarray) -> float:
     return float(np.median(plane[::s, ::s]))
 
 
-def sky_level(plane: np.ndarray) -> float:
-    """The level of a flattened plane's (H, W) sky: its 10th percentile, on an even subsample of about
-    250,000 pixels (the median sits on nebula where it fills the frame)."""
-    s = _stride(plane.shape, 250_000)
-    return float(np.percentile(plane[::s, ::s], 10))
-
-
 def _block_medians(plane: np.ndarray, block: int) -> np.ndarray:
     s = min(_stride(plane.shape), max(1, block // 8))  # at least 8x8 samples per block
     while block % s:  # a step that divides the block keeps the blocks at their size
@@ -415,7 +408,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         # wide image), stays at b x its level, so that the map adds no bowl of its own
         # (its 10th percentile: the sky between the nebula; the median sits on nebula where it fills
         # the frame, and left 1.22 % of sky on a vignetted pair where this leaves 1.13)
-        level = np.float32(sky_level(wide))
+        step = _stride(wide.shape, 250_000)
+        level = np.float32(np.percentile(wide[::step, ::step], 10))
         fitted += np.float32(b) * (gain.evaluate(wide.shape) - np.float32(1)) * (wide - level)
     diff = narrow - fitted
     if wide_only is not None:
