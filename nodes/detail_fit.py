@@ -38,8 +38,7 @@ def run(ctx, inputs, params):
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
                           linearize=params["linearize"], star_masks=stars,
-                          wide_sky=None if skies is None else skies[0][c],
-                          wide_sky_level=0.0 if skies is None else skies[1][c])
+                          wide_sky=skies[c][0] if skies else None, wide_sky_level=skies[c][1] if skies else 0.0)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -73,10 +72,10 @@ def run(ctx, inputs, params):
 
 
 def _wide_skies(inputs, n, linearize):
-    """The sky the wide image's ABE subtracted from each channel, on the narrow frame (a
-    :class:`~msgr_nodes.ops.register.GridSurface` per channel), and the level it left each channel's
-    sky at (ABE's normalize: the model's median over its frame); or None without a wide_background
-    or with linearize off (the only step that uses it)."""
+    """Per channel, the sky the wide image's ABE subtracted, on the narrow frame (a
+    :class:`~msgr_nodes.ops.register.GridSurface`), and the level it left the sky at (ABE's normalize:
+    the model's median over its frame); or None without a wide_background or with linearize off (the
+    only step that uses it)."""
     bg, transform = inputs.get("wide_background"), inputs.get("transform")
     if bg is None or linearize == "off":
         return None
@@ -91,8 +90,7 @@ def _wide_skies(inputs, n, linearize):
                         f"frame, not the narrow image's ({n.describe()}): give the transform of the Register that "
                         f"made the wide input")
     # a transform of another image than this model's is named by smooth_onto_reference
-    skies = [smooth_onto_reference(model[c], transform) for c in range(n.channels)]
-    return skies, [sampled_median(model[c]) for c in range(n.channels)]
+    return [(smooth_onto_reference(plane, transform), sampled_median(plane)) for plane in model]
 
 
 SPEC = NodeSpec(

@@ -295,9 +295,9 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     wide_sky, wide_sky_level : GridSurface, float
         The sky the wide image's background extraction subtracted, on this (H, W) frame (ABE's
         model, registered: :func:`~msgr_nodes.ops.register.smooth_onto_reference`), and the level it
-        left the flattened sky at (ABE's normalize: the model's median over the wide frame). Used only where the wide image is linearized (step 5): an
-        extraction in stretched values leaves, once the curve undoes the stretch, a residue shaped
-        like the nebula (:func:`linearized`).
+        left the flattened sky at (ABE's normalize: the model's median over the wide frame). Used
+        only where the wide image is linearized (step 5): an extraction in stretched values leaves,
+        once the curve undoes the stretch, a residue shaped like the nebula (:func:`linearized`).
 
     Returns
     -------
