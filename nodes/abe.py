@@ -19,10 +19,10 @@ def run(ctx, inputs, params):
                   min_background=params["min_background"], max_background=params["max_background"])
     models = np.empty_like(img.data)
     stats = []
+    boxes = []
     for c in range(img.channels):
-        samples = None
+        samples = sample_boxes(img.data[c], p, excl)  # once, for the choice, the fit and the model's metadata
         if params["degree"] == 0 and p.method == "polynomial":  # auto: chosen blind on held-out boxes
-            samples = sample_boxes(img.data[c], p, excl)  # once, for the choice and the fit
             p.degree, cv = blind_degree(img.data[c], p, excl, samples)
             ctx.progress(c / img.channels, f"channel {c + 1}: degree {p.degree} chosen by cross-validation")
         elif params["degree"] == 0:
@@ -35,6 +35,7 @@ def run(ctx, inputs, params):
                      f"box size or separation, or raise deviation")
         models[c] = surf.evaluate()
         stats.append(st)
+        boxes.append({**samples.to_meta(), "degree": p.degree})
         ctx.progress((c + 1) / img.channels, f"channel {c + 1}: {st['boxes_used']} of {st['boxes']} boxes")
     negative = int((models <= 0).sum())
     if negative:
@@ -49,11 +50,16 @@ def run(ctx, inputs, params):
             empty = void & (img.data[c] == 0)
             out[c][empty] = 0
     ctx.metadata["channels"] = stats
-    return {"image": img.derive(out), "model": Image(models, img.header.copy(), f"{img.name}_background")}
+    # the model keeps the boxes it was fitted to and how: DetailFit fits them again once it has undone
+    # a stretched wide image's tone curve (a surface fitted in stretched values, put through the
+    # curve, is not the surface of the linear sky)
+    settings = {k: v for k, v in p.__dict__.items() if k != "degree"}
+    return {"image": img.derive(out), "model": Image(models, img.header.copy(), f"{img.name}_background",
+                                                     {"abe_boxes": {"settings": settings, "channels": boxes}})}
 
 
 SPEC = NodeSpec(
-    type="ABE", version=2, category="Background",
+    type="ABE", version=3, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Where the image has no data (constant patches: an uncropped stack's black borders) "
@@ -61,7 +67,9 @@ SPEC = NodeSpec(
     run=run,
     inputs=(Port(name="image", type="image", help="the image to flatten"),
             Port(name="mask", type="mask", help="optional: pixels > 0.5 are not sampled (e.g. a large nebula)", optional=True)),
-    outputs=(Port(name="image", type="image", help="the corrected image"), Port(name="model", type="image", help="the background model")),
+    outputs=(Port(name="image", type="image", help="the corrected image"),
+             Port(name="model", type="image", help="the background model; it keeps the sample boxes it was fitted "
+                                                   "to, for DetailFit's wide_background")),
     params=(
         Param(name="degree", kind="int", default=4, help="polynomial degree (PixInsight's function degree); 0 = auto: the degree 0-2 "
               "that best predicts held-out sample boxes (cross-validation; higher degrees, chosen blind, follow "

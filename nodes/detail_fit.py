@@ -1,8 +1,12 @@
 """DetailFit: the wide image matched to the narrow one on shared fine detail, self-checked; their difference."""
+import functools
+from dataclasses import replace
+
 import numpy as np
 
 from msgr_nodes.api import Image, NodeError, NodeSpec, Param, Port
-from msgr_nodes.ops.gradient import match_wide, sampled_median
+from msgr_nodes.ops.abe import ABEParams, BoxSamples, fit_mapped, gives_model
+from msgr_nodes.ops.gradient import WideSky, match_wide, sampled_median
 from msgr_nodes.ops.register import smooth_onto_reference
 from msgr_nodes.ops.stars import match_channels
 
@@ -37,8 +41,7 @@ def run(ctx, inputs, params):
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
-                          linearize=params["linearize"], star_masks=stars,
-                          wide_sky=skies[c][0] if skies else None, wide_sky_level=skies[c][1] if skies else 0.0)
+                          linearize=params["linearize"], star_masks=stars, wide_sky=skies[c] if skies else None)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -72,9 +75,11 @@ def run(ctx, inputs, params):
 
 
 def _wide_skies(inputs, n, linearize):
-    """Per channel, the sky the wide image's ABE subtracted, on the narrow frame (a
-    :class:`~msgr_nodes.ops.register.GridSurface`), and the level it left the sky at (ABE's normalize:
-    the model's median over its frame); or None without a wide_background or with linearize off (the
+    """Per channel, the sky the wide image's ABE subtracted, on the narrow frame, as a
+    :class:`~msgr_nodes.ops.gradient.WideSky`: the model (a
+    :class:`~msgr_nodes.ops.register.GridSurface`), the level it left the sky at (ABE's normalize:
+    the model's median over its frame) and, where the model carries ABE's sample boxes, how to fit
+    them again through a tone curve; or None without a wide_background or with linearize off (the
     only step that uses it)."""
     bg, transform = inputs.get("wide_background"), inputs.get("transform")
     if bg is None or linearize == "off":
@@ -90,11 +95,35 @@ def _wide_skies(inputs, n, linearize):
                         f"frame, not the narrow image's ({n.describe()}): give the transform of the Register that "
                         f"made the wide input")
     # a transform of another image than this model's is named by smooth_onto_reference
-    return [(smooth_onto_reference(plane, transform), sampled_median(plane)) for plane in model]
+    boxes = bg.meta.get("abe_boxes")
+    if boxes is None or bg.channels != n.channels:
+        # a model from elsewhere (or a colour model for a mono narrow image, whose boxes are per colour):
+        # the sky is taken out through the curve
+        return [WideSky(smooth_onto_reference(plane, transform), sampled_median(plane)) for plane in model]
+    try:
+        settings = ABEParams(**boxes["settings"])
+        refits = [functools.partial(_refit_sky, BoxSamples.from_meta(chan), replace(settings, degree=int(chan["degree"])),
+                                    plane, transform) for plane, chan in zip(model, boxes["channels"], strict=True)]
+    except (TypeError, ValueError, KeyError):  # boxes of another version's ABE: the sky through the curve
+        refits = [None] * len(model)
+    return [WideSky(smooth_onto_reference(plane, transform), sampled_median(plane), refit)
+            for plane, refit in zip(model, refits)]
+
+
+def _refit_sky(samples, settings, model, transform, curve):
+    """ABE's fit again on its boxes with their values put through ``curve``, on the narrow frame, and
+    its level; None where the boxes no longer allow a fit or are not ``model``'s (the wide frame's
+    (h, w) plane) own: a model changed after ABE (PixelMath, Register) keeps the metadata of the one
+    it came from."""
+    surface = fit_mapped(samples, model.shape, settings, curve) if gives_model(samples, settings, model) else None
+    if surface is None:
+        return None
+    plane = surface.evaluate()
+    return smooth_onto_reference(plane, transform), sampled_median(plane)
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=7, category="Multiscale",
+    type="DetailFit", version=8, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -105,7 +134,8 @@ SPEC = NodeSpec(
          "image's fill guesses the sky under its own stars): the model is interpolated across them. A stretched (non-linear) wide image, "
          "whose detail is compressed where it is bright, is found and linearized by a tone curve fitted on the "
          "shared detail (linearize), with the sky the wide image's ABE took out in stretched values put back "
-         "before the curve and taken out through it (wide_background and transform). A wide lens's vignetting is "
+         "before the curve and taken out again, ABE's fit redone on its sample boxes made linear "
+         "(wide_background and transform). A wide lens's vignetting is "
          "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
          "compared at matched "
          "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
@@ -128,7 +158,8 @@ SPEC = NodeSpec(
                  help="the registered wide image's star mask, likewise"),
             Port(name="wide_background", type="image", optional=True,
                  help="the wide image's background model from its ABE (subtract): where the wide image is "
-                      "linearized, that sky is put back before the tone curve and taken out through it"),
+                      "linearized, that sky is put back before the tone curve and taken out again, fitted anew "
+                      "on ABE's sample boxes made linear (a model from elsewhere: through the curve)"),
             Port(name="transform", type="transform", optional=True,
                  help="Register's transform, to bring wide_background from the wide image's grid to the "
                       "narrow one")),

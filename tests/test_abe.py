@@ -134,3 +134,61 @@ def test_the_black_borders_of_an_uncropped_stack_are_not_sampled_and_stay_black(
     out = out["image"].data[0]
     assert np.all(out[:, -40:] == 0) and np.all(out[-30:, :] == 0)
     assert abs(float(np.std(out[:-30, :-40])) - 0.002) < 0.0005  # flat: only the noise is left
+
+
+@pytest.mark.parametrize("degree", [2, 0])
+def test_the_model_keeps_its_boxes_and_they_give_the_same_model_again(medium_pair, degree):
+    """ABE's model carries the sample boxes it was fitted to and its settings (also as plain lists, as
+    the disk cache stores them), so that DetailFit can fit them again once a stretched wide image's
+    tone curve is undone: fitted as they are, they give the model again (degree 0: the degree chosen
+    blind is kept with them); put through a tone curve, they give the model of the linear image, not
+    the stretched model through the curve."""
+    from msgr_nodes.ops.abe import BoxSamples, fit_mapped, fit_samples
+    from msgr_nodes.wires import jsonable
+
+    linear = fits.getdata(medium_pair / "wide.fits").astype(np.float64)
+    grad = fits.getdata(medium_pair / "wide_gradient.fits").astype(np.float64)
+    g = Graph()
+    g.add_node("ABE", "abe", {"degree": degree, "unbalance": 4.0})
+    spec = g.spec("abe")
+
+    def model_of(data):
+        out = spec.run(RunContext("abe"), {"image": Image(data.astype(np.float32)[None])},
+                       spec.effective_params(g.nodes["abe"].params))
+        return out["model"]
+
+    model = model_of(linear)
+    boxes = jsonable(model.meta["abe_boxes"])  # what a disk cache gives back
+    chan = boxes["channels"][0]
+    settings = ABEParams(**{**boxes["settings"], "degree": chan["degree"]})
+    again, _ = fit_samples(BoxSamples.from_meta(chan), linear.shape, settings)
+    assert np.allclose(again.evaluate(), model.data[0], rtol=0, atol=1e-6)
+
+    k = 2000.0  # an asinh stretch as finished images have it, strong gradients
+    strong = linear + grad
+    stretched = np.arcsinh(k * strong) / np.arcsinh(k)
+    undo = lambda v: (np.sinh(v * np.arcsinh(k)) / k).astype(np.float32)  # noqa: E731
+    smodel = model_of(stretched)
+    chan = jsonable(smodel.meta["abe_boxes"])["channels"][0]
+    refitted = fit_mapped(BoxSamples.from_meta(chan), linear.shape,
+                          ABEParams(**{**boxes["settings"], "degree": chan["degree"]}), undo)
+    truth, sky = 2 * grad, 900 / 65535
+    # measured: 0.44 % of sky refitted, 1.16 through the curve
+    assert _rms_pct(refitted.evaluate(), truth, sky) < 0.5 * _rms_pct(undo(smodel.data[0]), truth, sky)
+
+
+def test_boxes_are_known_for_their_own_model_only(medium_pair):
+    """A model changed after ABE (scaled in PixelMath, registered onto another grid) keeps the metadata
+    of the one it came from: its boxes give the model they were fitted to, and not the changed one."""
+    from msgr_nodes.ops.abe import BoxSamples, gives_model, sample_boxes
+
+    data = fits.getdata(medium_pair / "wide.fits").astype(np.float32)
+    p = ABEParams(degree=2, unbalance=4.0)
+    samples = sample_boxes(data, p)
+    model = fit_background(data, p, samples=samples)[0].evaluate()
+    boxes = BoxSamples.from_meta(samples.to_meta())
+    assert gives_model(boxes, p, model)
+    assert not gives_model(boxes, p, 0.9 * model)
+    assert not gives_model(boxes, p, model[:, ::-1].copy())
+    assert not gives_model(boxes, p, np.full((2 * data.shape[0], 2 * data.shape[1]), float(np.median(model))) +
+                           np.linspace(0, 0.01, 2 * data.shape[1])[None, :])

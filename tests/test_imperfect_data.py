@@ -477,26 +477,43 @@ def _camera_jpeg(d):
     return np.round(255 * _camera_gamma(d)) / 255
 
 
+def _strong_asinh(d):
+    """An asinh stretch of 500x the data (a finished image's, or a survey's)."""
+    return np.arcsinh(500 * d) / np.arcsinh(500)
+
+
+def _stretched_pair(folder, stretch, gradient_strength):
+    """The tests' 800x600 pair (seed 7) with gradients ``gradient_strength`` x as strong and its wide
+    image given through ``stretch``."""
+    pair = make_pair(folder, narrow_size=(800, 600), seed=7, gradient_strength=gradient_strength)
+    data, header = fits.getdata(pair / "wide.fits", header=True)
+    fits.writeto(pair / "wide.fits", stretch(data.astype(np.float64)).astype(np.float32), header, overwrite=True)
+    return pair
+
+
 def test_a_stretched_wide_image_under_strong_gradients_is_linearized(tmp_path):
     """A camera JPEG's gamma on a wide image whose gradients are twice as strong (a light-polluted
     sky): the noise of the brighter sky sets a floor under the detail both a straight line and the
     curve leave (the linear image leaves 0.16 of the narrow image's detail, the stretched one 0.19
     to a line and 0.15 to the curve), so that the curve's relative gain looks small. It is
-    linearized all the same (before: taken as linear, 2.28 % of sky; now 0.49; its linear wide
-    image 0.21)."""
-    pair = make_pair(tmp_path / "pair", narrow_size=(800, 600), seed=7, gradient_strength=2.0)
-    data, header = fits.getdata(pair / "wide.fits", header=True)
-    fits.writeto(pair / "wide.fits", _camera_gamma(data.astype(np.float64)).astype(np.float32), header,
-                 overwrite=True)
+    linearized all the same (before: taken as linear, 2.28 % of sky; now 0.56, 0.49 with the sky
+    taken out through the curve rather than fitted again; its linear wide image 0.21)."""
+    pair = _stretched_pair(tmp_path / "pair", _camera_gamma, gradient_strength=2.0)
     out, _, header = run_recommended(pair, tmp_path / "run")
     assert _score(pair, out) < 0.7
     assert header["MSGRCHK"] == "passed"
     assert "the wide image is not linear" in check_history(header)
 
 
-def _strong_asinh(d):
-    """An asinh stretch of 500x the data (a finished image's, or a survey's)."""
-    return np.arcsinh(500 * d) / np.arcsinh(500)
+def test_a_strongly_stretched_wide_image_under_strong_gradients_has_its_sky_fitted_again(tmp_path):
+    """A 500x asinh stretch of a wide image under gradients three times as strong: ABE's degree-2 sky
+    fitted in stretched values, put through the tone curve, is not the linear sky's surface. DetailFit
+    fits ABE's boxes again once they are made linear (before: the sky through the curve, 1.11 % of
+    sky; now 0.86; the linear wide image 0.25)."""
+    pair = _stretched_pair(tmp_path / "pair", _strong_asinh, gradient_strength=3.0)
+    out, _, header = run_recommended(pair, tmp_path / "run")
+    assert _score(pair, out) < 1.0
+    assert "the wide image is not linear" in check_history(header)
 
 
 @pytest.mark.parametrize("stretch", [_asinh, _strong_asinh, _screen_transfer, _camera_gamma, _camera_jpeg])
@@ -507,17 +524,20 @@ def test_a_stretched_wide_image_is_linearized(medium_pair, clean_run, tmp_path, 
     in the model (2.1-2.5 % of sky here, against 0.17 with the linear image). DetailFit finds the
     stretch from the detail's slope changing with brightness, linearizes the wide image with a
     fitted tone curve and says so. The wide image's ABE ran in stretched values: the sky it took out
-    (its model, through Register's transform) is put back before the curve and taken out through it;
-    without, the strong asinh stretch left 1.08 % of sky."""
+    (its model, through Register's transform) is put back before the curve and taken out again,
+    fitted anew on ABE's boxes made linear; without the sky put back, the strong asinh stretch left
+    1.08 % of sky."""
     pair = tmp_path / "pair"
     shutil.copytree(medium_pair, pair)
     data, header = fits.getdata(pair / "wide.fits", header=True)
     fits.writeto(pair / "wide.fits", stretch(data.astype(np.float64)).astype(np.float32), header, overwrite=True)
     out, _, header = run_recommended(pair, tmp_path / "run")
     linear = _score(medium_pair, clean_run[0])
-    # measured: 0.45 (asinh), 0.45 (strong asinh), 0.66 (screen transfer), 0.45 (gamma), 0.67 (JPEG:
+    # measured: 0.51 (asinh), 0.53 (strong asinh), 0.66 (screen transfer), 0.51 (gamma), 0.71 (JPEG:
     # its 8 bits are noise the curve amplifies where it is steep); linear 0.17; taken as linear: 2.13,
-    # -, 2.50, 2.16, 2.39
+    # -, 2.50, 2.16, 2.39. The sky taken out through the curve instead of fitted again: 0.45, 0.45,
+    # 0.66, 0.45, 0.67 (on this small wide frame the curve's error at the sky's values weighs more
+    # than the stretched fit's shape; on the benchmark's frames the refit is the better by far)
     assert _score(pair, out) < min(0.9, 5 * linear), (_score(pair, out), linear)
     assert header["MSGRCHK"] == "passed"
     assert "the wide image is not linear" in check_history(header)

@@ -13,6 +13,7 @@ Arrays: one plane (H, W) float32; values nominally in [0, 1].
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,20 @@ class BoxSamples:
     y: np.ndarray
     value: np.ndarray
     kept: np.ndarray
+
+    def to_meta(self) -> dict:
+        """The kept boxes as a dict of float32 arrays (x, y, value): what an image's metadata carries so
+        that a later step can fit the same boxes again (with values mapped, say)."""
+        return {"x": self.x[self.kept].astype(np.float32), "y": self.y[self.kept].astype(np.float32),
+                "value": self.value[self.kept].astype(np.float32)}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "BoxSamples":
+        """The boxes :meth:`to_meta` gave (arrays, or lists after a disk cache), all kept."""
+        x, y, value = (np.asarray(meta[k], np.float64) for k in ("x", "y", "value"))
+        if not (x.shape == y.shape == value.shape and x.ndim == 1):
+            raise ValueError("box samples need x, y and value of one length")
+        return cls(x, y, value, np.ones(x.shape, bool))
 
 
 SURFACES = ("polynomial", "rbf")
@@ -265,12 +280,19 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
     Where the rejection would leave fewer boxes than the surface needs, the last selection with
     enough boxes is kept and ``stopped_at`` in the statistics says at which surface it stopped."""
     s = sample_boxes(plane, p, mask) if samples is None else samples
+    return fit_samples(s, plane.shape, p)
+
+
+def fit_samples(s: BoxSamples, shape: tuple[int, int], p: ABEParams) -> tuple[Surface, dict]:
+    """:func:`fit_background` on boxes sampled already, of a plane of ``shape`` (H, W): the surface
+    and its statistics. The boxes' values may have been mapped since (a tone curve), as long as sky
+    stays darker than structure."""
     if p.method == "polynomial" and p.degree == 0:
         if not s.kept.any():
             raise MsgrError(f"0 of {s.kept.size} boxes kept after local rejection; raise tolerance or lower "
                             f"min_box_fraction")
         level = float(np.median(s.value[s.kept]))
-        return Surface("polynomial", plane.shape, np.array([level]), 0), {
+        return Surface("polynomial", shape, np.array([level]), 0), {
             "boxes": int(s.kept.size), "boxes_used": int(s.kept.sum()),
             "residual_rms": float(np.sqrt(np.mean((s.value[s.kept] - level) ** 2)))}
     n_terms = len(_terms(p.degree)) if p.method == "polynomial" else 10
@@ -286,7 +308,7 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
     stages = [("polynomial", d) for d in range(1, (p.degree if p.method == "polynomial" else 3) + 1)]
     if p.method != "polynomial":
         stages.append((p.method, 0))
-    surf = _fit("polynomial", s, sel, plane.shape, 1, 0)
+    surf = _fit("polynomial", s, sel, shape, 1, 0)
     collapsed = False
     for kind, degree in stages:
         if collapsed:
@@ -300,7 +322,7 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
                 collapsed = True
                 break
             fit_sel = _thin(s, new, 1500) if kind == "rbf" else new
-            surf = _fit(kind, s, fit_sel, plane.shape, degree, p.smoothing)
+            surf = _fit(kind, s, fit_sel, shape, degree, p.smoothing)
             stable = np.array_equal(new, sel)
             sel = new
             if stable:
@@ -310,6 +332,31 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
     if collapsed:
         stats["stopped_at"] = f"degree {surf.degree}" if surf.kind == "polynomial" else "the thin-plate surface"
     return surf, stats
+
+
+def fit_mapped(s: BoxSamples, shape: tuple[int, int], p: ABEParams,
+               value_map: Callable[[np.ndarray], np.ndarray]) -> Surface | None:
+    """:func:`fit_samples` on the boxes with their values put through ``value_map`` (float32 array in
+    and out: a tone curve that undoes a stretch), or None where the rejection no longer leaves enough
+    boxes for the surface."""
+    mapped = BoxSamples(s.x, s.y, np.asarray(value_map(s.value.astype(np.float32)), np.float64), s.kept)
+    try:
+        return fit_samples(mapped, shape, p)[0]
+    except MsgrError:
+        return None
+
+
+def gives_model(s: BoxSamples, p: ABEParams, model: np.ndarray, tolerance: float = 0.01) -> bool:
+    """Whether the boxes, fitted as they are, give ``model`` (an (H, W) plane) again, within
+    ``tolerance`` of its range at 16 x 16 points: a model changed after it was fitted (scaled,
+    registered) keeps the metadata of the one it came from, and its boxes are then not its own."""
+    same = fit_mapped(s, model.shape, p, lambda v: v)
+    if same is None:
+        return False
+    ys, xs = (np.linspace(0, n - 1, 16).round().astype(int) for n in model.shape)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    error = np.abs(same.at(gx.ravel(), gy.ravel()) - model[gy, gx].ravel())
+    return bool(np.max(error) <= tolerance * (float(np.ptp(model)) + 1e-6))
 
 
 def _spatial_folds(s: BoxSamples, shape: tuple[int, int], k: int = 4) -> np.ndarray:
