@@ -47,6 +47,7 @@ class WideSky:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """The (H, W) frame the sky is on."""
         return self.surface.shape
 
 
@@ -282,9 +283,9 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        (:func:`linearized`) and judged again; the linearized image is kept only where the checks
        then find a stable slope again and leave no more of the narrow image's detail
        (RECHECK_GAIN). Given what the wide image's own background extraction measured
-       (``wide_sky``), the curve is fitted and applied
-       with that sky put back, and the sky is taken out again: fitted anew on the extraction's
-       boxes made linear where they are known, through the curve otherwise.
+       (``wide_sky``), the curve is fitted and applied with that sky put back, and the sky is
+       taken out again: fitted anew on the extraction's boxes made linear where they are known,
+       through the curve otherwise.
     Each decision is reported in ``info["check"]``.
 
     Parameters
