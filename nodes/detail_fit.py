@@ -95,17 +95,18 @@ def _wide_skies(inputs, n, linearize):
                         f"frame, not the narrow image's ({n.describe()}): give the transform of the Register that "
                         f"made the wide input")
     # a transform of another image than this model's is named by smooth_onto_reference
+    # without ABE's boxes (a model from elsewhere, a colour model for a mono narrow image, whose boxes
+    # are per colour, or another version's boxes) the sky is taken out through the curve
+    refits = [None] * len(model)
     boxes = bg.meta.get("abe_boxes")
-    if boxes is None or bg.channels != n.channels:
-        # a model from elsewhere (or a colour model for a mono narrow image, whose boxes are per colour):
-        # the sky is taken out through the curve
-        return [WideSky(smooth_onto_reference(plane, transform), sampled_median(plane)) for plane in model]
-    try:
-        settings = ABEParams(**boxes["settings"])
-        refits = [functools.partial(_refit_sky, BoxSamples.from_meta(chan), replace(settings, degree=int(chan["degree"])),
-                                    plane, transform) for plane, chan in zip(model, boxes["channels"], strict=True)]
-    except (TypeError, ValueError, KeyError):  # boxes of another version's ABE: the sky through the curve
-        refits = [None] * len(model)
+    if boxes is not None and bg.channels == n.channels:
+        try:
+            settings = ABEParams(**boxes["settings"])
+            refits = [functools.partial(_refit_sky, BoxSamples.from_meta(chan),
+                                        replace(settings, degree=int(chan["degree"])), plane, transform)
+                      for plane, chan in zip(model, boxes["channels"], strict=True)]
+        except (TypeError, ValueError, KeyError):
+            pass
     return [WideSky(smooth_onto_reference(plane, transform), sampled_median(plane), refit)
             for plane, refit in zip(model, refits)]
 
