@@ -171,22 +171,40 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_scheduler_file(path: Path, proc: subprocess.Popen, seconds: float = 180) -> str:
+    """The address the scheduler wrote once it listens; a slow machine may take long to import distributed."""
+    import json
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert proc.poll() is None, "the dask scheduler exited before it listened"
+        try:
+            return json.loads(path.read_text())["address"]
+        except (FileNotFoundError, ValueError, KeyError):  # not there yet, or half written
+            time.sleep(0.2)
+    raise AssertionError(f"the dask scheduler did not listen within {seconds} s")
+
+
 def test_an_existing_cluster_started_with_dask_scheduler_and_dask_worker(tmp_path, capsys):
     _frames(tmp_path, 2)
     graph = _graph(tmp_path)
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
+    scheduler_file = tmp_path / "scheduler.json"
     dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0"],
+    # port 0 and a scheduler file: no race for a port picked beforehand, and the test waits for the
+    # scheduler to listen instead of guessing how long its start takes
+    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", "0", "--dashboard-address", "127.0.0.1:0",
+                                      "--scheduler-file", str(scheduler_file)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
+        address = _wait_for_scheduler_file(scheduler_file, procs[0])
+        assert address.startswith("tcp://127.0.0.1:")
         procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
                                        "--host", "127.0.0.1", "--no-dashboard"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
-        with Client(address, timeout="30s") as c:
-            c.wait_for_workers(1, timeout=60)
+        with Client(address, timeout="60s") as c:
+            c.wait_for_workers(1, timeout=180)
         code = main(["batch", str(graph), "--each", f"narrow.path={tmp_path / 'panel*.fits'}", "--scheduler", address,
                      "--no-cache"])
         assert code == 0, capsys.readouterr().err
