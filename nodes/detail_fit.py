@@ -124,7 +124,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=8, category="Multiscale",
+    type="DetailFit", version=9, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -143,7 +143,9 @@ SPEC = NodeSpec(
          "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
          "explains none of it its detail is not used: where it still sees the same large-scale sky, the "
          "difference is then a polynomial background of the narrow image fitted jointly with the wide image's "
-         "large scales (which take the nebula), else a background model "
+         "large scales (which take the nebula; through a cubic tone curve where that explains the narrow "
+         "image's blocks clearly better than a line, as for two photographs stretched differently), else a "
+         "background model "
          "of the narrow image alone (ABE, its degree chosen by cross-validation, higher than 2 only where the "
          "refused wide image sees the same large-scale sky but not what that degree adds; or given as "
          "floor_degree), or zero where even that finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "

@@ -789,8 +789,10 @@ def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | Non
     if not record["used"]:
         return None
     info["floor_degree"] = record["degree"]
-    return model, (f"a polynomial of degree {record['degree']} fitted jointly with {record['b']:.3g} x the wide "
-                   f"image's large scales, which sees the same sky (r = {witness.sky_seen:.2f}) and takes its nebula")
+    term = (f"a cubic tone curve of the wide image's large scales (slope {record['b']:.3g} at its median)"
+            if record["tone"] == "cubic" else f"{record['b']:.3g} x the wide image's large scales")
+    return model, (f"a polynomial of degree {record['degree']} fitted jointly with {term}, which sees the same sky "
+                   f"(r = {witness.sky_seen:.2f}) and takes its nebula")
 
 
 def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0,
