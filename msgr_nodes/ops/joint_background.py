@@ -115,8 +115,9 @@ def joint_background(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray |
     if 1 not in fits:
         return None
     best = {power: min(f[2].values()) for power, f in fits.items()}
-    power = 3 if 3 in fits and best[3] <= (1 - CUBIC_MIN_GAIN) * best[1] else 1
-    for power in ((3, 1) if power == 3 else (1,)):
+    # the cubic where it earns its two terms and rises with the wide image; else the line
+    order = (3, 1) if 3 in fits and best[3] <= (1 - CUBIC_MIN_GAIN) * best[1] else (1,)
+    for power in order:
         terms, scale, cv_error = fits[power]
         degree = simplest_degree(cv_error)
         design = np.column_stack([polynomial_design(xs, ys, narrow.shape, degree), terms])
