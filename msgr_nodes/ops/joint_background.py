@@ -26,7 +26,7 @@ HUBER_K = 2.0
 HUBER_ITERATIONS = 5
 # The wide image's term is a cubic tone curve of its block means only where the cubic cuts the
 # cross-validated error by at least this share. Measured on the real pairs: on a galaxy field
-# (n1365/Fornax, three gradients) the cubic cut it by 49-67 % and the residual 1.31 -> 0.59, 3.17 ->
+# (n1365/Fornax, three gradients) the cubic cut it by 49-68 % and the residual 1.31 -> 0.59, 3.17 ->
 # 2.06 and 2.07 -> 0.68 % of sky; on photographs full of nebula (m4/rho Oph) by 7-10 %, fitting
 # nebula the two images show differently, and it cost the gradient there (4.17 -> 4.88, 5.00 -> 7.13).
 CUBIC_MIN_GAIN = 0.25
