@@ -1,4 +1,4 @@
-"""Quality benchmark: uncorrected, our ABE at its best degree (hindsight) and with its degree chosen
+"""Quality benchmark: uncorrected, our ABE at its best degree and number of passes (hindsight) and with its degree chosen
 automatically, msgr.json and msgr_additive.json (with its verdict), and the floor of
 msgr_additive.json given the truth's gradient-free wide image, scored with ../shared/bench/score.py
 on pairs made with make_pairs.py, in one run.
@@ -316,28 +316,31 @@ def run_graph(name, pair, out, ex, results=None, settings=None):
     return out / f"{name[:-5]}.fits", time.perf_counter() - t, check
 
 
-def abe(pair, out, ex, score_mod, sky, degree):
-    """Our ABE node on the narrow image at one degree (0 = auto): (score, the degree it used), or None."""
+def abe(pair, out, ex, score_mod, sky, degree, passes=1):
+    """Our ABE node on the narrow image at one degree (0 = auto) and number of passes: (score, the
+    degree it used), or None."""
+    name = f"abe_d{degree}" + ("_2passes" if passes == 2 else "")
     g = Graph()
     g.add_node("Load", "narrow", {"path": str(pair / "narrow.fits")})
-    g.add_node("ABE", "abe", {"degree": degree})
-    g.add_node("Save", "save", {"path": str(out / f"abe_d{degree}.fits"), "overwrite": True})
+    g.add_node("ABE", "abe", {"degree": degree, "passes": passes})
+    g.add_node("Save", "save", {"path": str(out / f"{name}.fits"), "overwrite": True})
     g.link("narrow", "image", "abe", "image")
     g.link("abe", "image", "save", "image")
     res = ex.run(g, ["abe", "save"])
     if not res.ok:
         return None
     used = res.results["abe"].metadata["channels"][0].get("degree", degree)
-    return score_mod.score(score_mod.load(out / f"abe_d{degree}.fits"), pair, sky), used
+    return score_mod.score(score_mod.load(out / f"{name}.fits"), pair, sky), used
 
 
 def best_abe(pair, out, ex, score_mod, sky):
-    """ABE at its best degree (1-6), picked with hindsight: (degree, score)."""
-    runs = [r for r in (abe(pair, out, ex, score_mod, sky, d) for d in range(1, 7)) if r]
+    """ABE at its best degree (1-6) and number of passes (1-2), picked with hindsight: (how, score)."""
+    runs = [(r, passes) for passes in (1, 2) for d in range(1, 7)
+            if (r := abe(pair, out, ex, score_mod, sky, d, passes))]
     if not runs:
         return None
-    s, degree = min(runs, key=lambda r: r[0]["resid_rms"])
-    return degree, s
+    (s, degree), passes = min(runs, key=lambda r: r[0][0]["resid_rms"])
+    return f"{degree}" + (", 2 passes" if passes == 2 else ""), s
 
 
 def main():

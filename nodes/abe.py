@@ -16,7 +16,8 @@ def run(ctx, inputs, params):
                   min_box_fraction=params["min_box_fraction"], deviation=params["deviation"],
                   unbalance=params["unbalance"], degree=params["degree"], method=params["method"],
                   smoothing=params["smoothing"], use_brightness_limits=params["use_brightness_limits"],
-                  min_background=params["min_background"], max_background=params["max_background"])
+                  min_background=params["min_background"], max_background=params["max_background"],
+                  passes=params["passes"])
     models = np.empty_like(img.data)
     stats = []
     boxes = []
@@ -59,7 +60,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="ABE", version=3, category="Background",
+    type="ABE", version=4, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Where the image has no data (constant patches: an uncropped stack's black borders) "
@@ -93,6 +94,9 @@ SPEC = NodeSpec(
               "are structure, not sky", min=0.05, max=20),
         Param(name="unbalance", kind="float", default=1.8, help="dark boxes may lie unbalance times further below the model",
               min=0.1, max=20),
+        Param(name="passes", kind="int", default=1, help="polynomial: 2 = fit again on the boxes with the first model "
+              "taken out, so that which boxes count as sky does not depend on the gradient's curvature (better where "
+              "fine nebula fills much of a wide field; the stock graphs use 2 on the wide image)", min=1, max=2),
         Param(name="use_brightness_limits", kind="bool", default=False, help="only sample pixels in [min_background, max_background]",
               advanced=True),
         Param(name="min_background", kind="float", default=0.0, help="lower brightness limit", min=0.0, max=1.0, advanced=True),

@@ -41,7 +41,7 @@ def run(ctx, inputs, params):
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
-                          linearize=params["linearize"], star_masks=stars, wide_sky=skies[c] if skies else None)
+                          floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars, wide_sky=skies[c] if skies else None)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -124,7 +124,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=9, category="Multiscale",
+    type="DetailFit", version=10, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -198,5 +198,8 @@ SPEC = NodeSpec(
         Param(name="floor_unbalance", kind="float", default=1.8, min=0.1, max=20.0, advanced=True,
               help="that model's ABE unbalance: how far below its surface a sample box may lie, in deviation "
               "sigma (1.8: ABE's default; 4.0 keeps the dark sky between a nebula that fills the frame)"),
+        Param(name="floor_passes", kind="int", default=1, min=1, max=2, advanced=True,
+              help="that model's ABE passes (2: fitted again on the boxes with the first model taken out, as the "
+              "stock graphs fit their wide image)"),
     ),
 )

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -7,6 +9,8 @@ from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.ops.abe import ABEParams, fit_background
 from msgr_nodes.context import RunContext
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _rms_pct(model, grad, sky):
@@ -192,3 +196,38 @@ def test_boxes_are_known_for_their_own_model_only(medium_pair):
     assert not gives_model(boxes, p, model[:, ::-1].copy())
     assert not gives_model(boxes, p, np.full((2 * data.shape[0], 2 * data.shape[1]), float(np.median(model))) +
                            np.linspace(0, 0.01, 2 * data.shape[1])[None, :])
+
+
+def test_the_stock_graphs_wide_abe_finds_the_same_sky_boxes_with_and_without_the_gradient(tmp_path):
+    """A wide field with fine nebula over much of it and a strong curved gradient (the benchmark's
+    frame size), through the ABE node as the stock graph sets it: the model of the image with its
+    gradient, minus the model of the same image without it, is the gradient. Fitted once, the
+    first stage (a plane) left the gradient's curvature in the residuals, widened the rejection's
+    noise estimate and let nebula boxes in: 1.21 % of sky off the gradient (1.21 from the truth);
+    fitted again on the flattened boxes (``passes`` 2), 0.63 (0.80)."""
+    import json
+
+    from synthpair import make_pair
+
+    pair = make_pair(tmp_path / "pair", narrow_size=(2000, 1500), seed=4, gradient_strength=2.0)
+    data = fits.getdata(pair / "wide.fits").astype(np.float32)
+    grad = fits.getdata(pair / "wide_gradient.fits").astype(np.float64)
+    sky = 900 / 65535
+    stock = json.loads((ROOT / "graphs" / "msgr_additive.json").read_text())["nodes"]["abe"]["params"]
+    g = Graph()
+    g.add_node("ABE", "abe", stock)
+    spec = g.spec("abe")
+
+    def model_of(plane):
+        out = spec.run(RunContext("abe"), {"image": Image(plane.astype(np.float32)[None])},
+                       spec.effective_params(g.nodes["abe"].params))
+        return out["model"].data[0].astype(np.float64)
+
+    with_gradient = model_of(data)
+    assert _rms_pct(with_gradient - model_of(data - grad), grad, sky) < 0.8
+    assert _rms_pct(with_gradient, grad, sky) < 0.95
+
+
+def test_passes_is_one_or_two():
+    with pytest.raises(ValueError, match="passes must be 1 or 2"):
+        ABEParams(passes=3)

@@ -51,17 +51,19 @@ def test_cascade_takes_out_the_wide_images_own_glow(triplet, tmp_path):
     assert header["MSGRWCHK"] == "passed"
     assert any(str(h).startswith("MSGR wide check ch1: passed") for h in header["HISTORY"])
     # the wide image's glow is carried into the narrow image's model (1.38 % of sky before
-    # msgr_additive's wide ABE kept the dark sky between the nebula, 0.77 since; the cascade 0.39)
-    assert additive > 0.7, additive
+    # msgr_additive's wide ABE kept the dark sky between the nebula, 0.77 since, 0.67 with its second
+    # pass; the cascade 0.39)
+    assert additive > 0.6, additive
     assert cascade < 0.5 and cascade < 0.6 * additive, (cascade, additive)
 
 
 def test_cascade_with_a_reference_that_does_not_match_falls_back_to_the_wide_images_own_model(tmp_path):
     """An ultra-wide image whose sky holds no nebula (stars only) explains none of the wide image's
     detail: its DetailFit refuses it, says so, and gives the wide image its own background model, the
-    one msgr_additive gives it (ABE degree 2 keeping the dark sky between the nebula: floor_degree 2,
-    floor_unbalance 4.0), so that the cascade is never behind msgr_additive for a refused reference
-    (with the floor's usual settings it left 1.40 % of sky where msgr_additive leaves 0.77)."""
+    one msgr_additive gives it (ABE degree 2 keeping the dark sky between the nebula, in two passes:
+    floor_degree 2, floor_unbalance 4.0, floor_passes 2), so that the cascade is never behind
+    msgr_additive for a refused reference (with the floor's usual settings it left 1.40 % of sky
+    where msgr_additive leaves 0.77; in one pass 0.80 where msgr_additive, in two, leaves 0.67)."""
     pair = make_pair(tmp_path / "pair", seed=3, wide_glow=0.5, ultra_ratio=6.0, ultra_fov=3.6, ultra_sb_factor=0.0)
     additive, _, _ = _run(pair, tmp_path / "additive", "msgr_additive")
     cascade, header, res = _run(pair, tmp_path / "cascade", "msgr_cascade")

@@ -68,10 +68,13 @@ class ABEParams:
     min_background: float = 0.0
     max_background: float = 1.0
     iterations: int = 10
+    passes: int = 1                  # polynomial: 2 = fitted again on the boxes flattened by the first fit
 
     def __post_init__(self) -> None:
         if self.method not in SURFACES:
             raise ValueError(f"surface method {self.method!r} is not one of {', '.join(SURFACES)}")
+        if self.passes not in (1, 2):
+            raise ValueError(f"passes must be 1 or 2, got {self.passes!r}")
 
 
 def downsample(plane: np.ndarray, f: float) -> np.ndarray:
@@ -286,7 +289,37 @@ def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = No
 def fit_samples(s: BoxSamples, shape: tuple[int, int], p: ABEParams) -> tuple[Surface, dict]:
     """:func:`fit_background` on boxes sampled already, of a plane of ``shape`` (H, W): the surface
     and its statistics. The boxes' values may have been mapped since (a tone curve), as long as sky
-    stays darker than structure."""
+    stays darker than structure.
+
+    With ``p.passes`` 2 a polynomial is fitted twice: once to the boxes as they are, then again,
+    from the start, to the boxes with that first surface taken out, and the two surfaces are added.
+    Which boxes the rejection keeps as sky should not depend on the gradient; but the first stages
+    (a plane) cannot follow a curved gradient, what they leave widens the rejection's noise
+    estimate, and nebula boxes get in. On the flattened boxes the stages start from a nearly flat
+    sky, as on an image without gradient. That helps where fine-structured nebula covers much of a
+    wide field (the stock graphs' wide image); on broad, smooth glows, which look like gradient to
+    either pass, the second lets a little more of them in, so 1 is the default. ``passes`` in the
+    statistics says how many were used (1 where the second would stop at a lower degree)."""
+    first, stats = _fit_staged(s, shape, p)
+    if p.method != "polynomial" or p.degree == 0 or p.passes < 2:
+        return first, stats
+    at_boxes = first.at(s.x, s.y)
+    level = float(np.median(at_boxes[s.kept]))
+    flattened = BoxSamples(s.x, s.y, s.value - at_boxes + level, s.kept)
+    try:
+        second, stats2 = _fit_staged(flattened, shape, p)
+    except MsgrError:
+        return first, {**stats, "passes": 1}
+    if second.degree != first.degree:
+        return first, {**stats, "passes": 1}
+    coef = first.coef + second.coef
+    coef[0] -= level  # the first term of the Legendre basis is the constant
+    return Surface("polynomial", shape, coef, first.degree), {**stats2, "passes": 2}
+
+
+def _fit_staged(s: BoxSamples, shape: tuple[int, int], p: ABEParams) -> tuple[Surface, dict]:
+    """One fit of :func:`fit_samples`: the surface raised degree by degree, rejecting structure at
+    each step, and its statistics."""
     if p.method == "polynomial" and p.degree == 0:
         if not s.kept.any():
             raise MsgrError(f"0 of {s.kept.size} boxes kept after local rejection; raise tolerance or lower "

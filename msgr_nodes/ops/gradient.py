@@ -253,8 +253,8 @@ def large_scales(plane: np.ndarray, method: str = "surface", layers: int = 0, sm
 
 def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
                detail_threshold: float = 0.5, fallback_threshold: float = 0.5, slope: float = 0.0,
-               floor_degree: int = 0, floor_unbalance: float = 1.8, linearize: str = "auto",
-               star_masks: np.ndarray | None = None, wide_sky: WideSky | None = None) -> MatchResult:
+               floor_degree: int = 0, floor_unbalance: float = 1.8, floor_passes: int = 1,
+               linearize: str = "auto", star_masks: np.ndarray | None = None, wide_sky: WideSky | None = None) -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
@@ -304,9 +304,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         Largest such share for the large-scale slope to be used when no band pair is stable.
     slope : float
         0: measure b; > 0: use this b once the checks accept the wide image.
-    floor_degree, floor_unbalance : int, float
+    floor_degree, floor_unbalance, floor_passes : int, float, int
         The single-image floor's ABE (:func:`single_image_floor`): its degree (0 = chosen blind among
-        0-2) and how far below its surface a sample box may lie (in ``deviation`` sigma).
+        0-2), how far below its surface a sample box may lie (in ``deviation`` sigma) and its passes
+        (:class:`~msgr_nodes.ops.abe.ABEParams`).
     linearize : {"auto", "off"}
         auto: a stretched (non-linear) wide image is found and linearized by a fitted tone curve
         (:func:`linearized`) at the scale and resolution it was judged on, and judged again (step
@@ -354,7 +355,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if coverage < MIN_COVERAGE:
         info = {"check": "passed", "coverage": coverage, "b_large": 0.0, "scales": []}
         return single_image_floor(narrow, info, f"the wide image has data on only {100 * coverage:.0f} % of the "
-                                                f"narrow frame", floor_degree, floor_unbalance)
+                                                f"narrow frame", floor_degree, floor_unbalance, passes=floor_passes)
     skip = no_data if void is None else void if no_data is None else no_data | void
     b_large = large_scale_slope(narrow, wide, exclude=skip)  # block medians: robust to the defects themselves
     defects = local_defects(narrow, wide, b_large)
@@ -401,7 +402,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         if ratio_large > fallback_threshold or b_large <= 0:
             why = (f"the wide image does not explain the narrow one's detail (best detail ratio {best_ratio:.2f}, "
                    f"slopes {', '.join(f'{t[2]:.3g}' for t in scales)} drift with scale){tone_note}")
-            return single_image_floor(narrow, info, why, floor_degree, floor_unbalance, wide=wide, exclude=skip)
+            return single_image_floor(narrow, info, why, floor_degree, floor_unbalance, wide=wide, exclude=skip,
+                                      passes=floor_passes)
         b = b_large
         info["check"] = (f"fallback: no scale where the wide image explains the narrow one's detail with a "
                          f"stable slope; used the large-scale slope {b:.4f}")
@@ -797,7 +799,7 @@ def _joint_floor(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | Non
 
 def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0,
                        unbalance: float = 1.8, wide: np.ndarray | None = None,
-                       exclude: np.ndarray | None = None) -> MatchResult:
+                       exclude: np.ndarray | None = None, passes: int = 1) -> MatchResult:
     """Where the wide image cannot be trusted at all: a background model of the narrow image alone, as
     the difference to smooth and subtract (``narrow`` (H, W), nominally in [0, 1]).
 
@@ -825,13 +827,15 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
         float32 (H, W), the registered wide image: the witness of :func:`choose_floor_degree`.
     exclude : ndarray, optional
         (H, W) bool, where either image has no data.
+    passes : int
+        ABE's passes (2: fitted again on the boxes flattened by the first fit).
 
     Returns
     -------
     MatchResult
         The model as the difference, the narrow image minus it as ``fitted``, and ``info``.
     """
-    p = ABEParams(unbalance=unbalance)
+    p = ABEParams(unbalance=unbalance, passes=passes)
     how = f"ABE degree {degree}, given"
     try:  # the narrow image's boxes, sampled once for every fit and choice below
         samples = sample_boxes(narrow, p)
