@@ -41,7 +41,8 @@ def run(ctx, inputs, params):
                           slope_tolerance=params["slope_tolerance"], detail_threshold=params["detail_threshold"],
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
-                          floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars, wide_sky=skies[c] if skies else None)
+                          floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars,
+                          wide_sky=skies[c] if skies else None)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted

@@ -218,14 +218,19 @@ def test_the_stock_graphs_wide_abe_finds_the_same_sky_boxes_with_and_without_the
     g.add_node("ABE", "abe", stock)
     spec = g.spec("abe")
 
+    passes = []
+
     def model_of(plane):
-        out = spec.run(RunContext("abe"), {"image": Image(plane.astype(np.float32)[None])},
+        ctx = RunContext("abe")
+        out = spec.run(ctx, {"image": Image(plane.astype(np.float32)[None])},
                        spec.effective_params(g.nodes["abe"].params))
+        passes.append(ctx.metadata["channels"][0]["passes"])
         return out["model"].data[0].astype(np.float64)
 
     with_gradient = model_of(data)
     assert _rms_pct(with_gradient - model_of(data - grad), grad, sky) < 0.8
     assert _rms_pct(with_gradient, grad, sky) < 0.95
+    assert passes == [2, 2]  # the statistics say the second pass was used
 
 
 def test_passes_is_one_or_two():

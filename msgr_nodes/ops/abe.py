@@ -299,10 +299,11 @@ def fit_samples(s: BoxSamples, shape: tuple[int, int], p: ABEParams) -> tuple[Su
     sky, as on an image without gradient. That helps where fine-structured nebula covers much of a
     wide field (the stock graphs' wide image); on broad, smooth glows, which look like gradient to
     either pass, the second lets a little more of them in, so 1 is the default. ``passes`` in the
-    statistics says how many were used (1 where the second would stop at a lower degree)."""
+    statistics says how many were used (1 also where the second would stop at a lower degree, and
+    for a constant or a thin-plate surface)."""
     first, stats = _fit_staged(s, shape, p)
     if p.method != "polynomial" or p.degree == 0 or p.passes < 2:
-        return first, stats
+        return first, {**stats, "passes": 1}
     at_boxes = first.at(s.x, s.y)
     level = float(np.median(at_boxes[s.kept]))
     flattened = BoxSamples(s.x, s.y, s.value - at_boxes + level, s.kept)

@@ -254,7 +254,8 @@ def large_scales(plane: np.ndarray, method: str = "surface", layers: int = 0, sm
 def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.0, slope_tolerance: float = 0.05,
                detail_threshold: float = 0.5, fallback_threshold: float = 0.5, slope: float = 0.0,
                floor_degree: int = 0, floor_unbalance: float = 1.8, floor_passes: int = 1,
-               linearize: str = "auto", star_masks: np.ndarray | None = None, wide_sky: WideSky | None = None) -> MatchResult:
+               linearize: str = "auto", star_masks: np.ndarray | None = None,
+               wide_sky: WideSky | None = None) -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
