@@ -334,13 +334,14 @@ def abe(pair, out, ex, score_mod, sky, degree, passes=1):
 
 
 def best_abe(pair, out, ex, score_mod, sky):
-    """ABE at its best degree (1-6) and number of passes (1-2), picked with hindsight: (how, score)."""
+    """ABE at its best degree (1-6) and number of passes (1-2), picked with hindsight: (degree,
+    passes, score)."""
     runs = [(r, passes) for passes in (1, 2) for d in range(1, 7)
             if (r := abe(pair, out, ex, score_mod, sky, d, passes))]
     if not runs:
         return None
     (s, degree), passes = min(runs, key=lambda r: r[0][0]["resid_rms"])
-    return f"{degree}" + (", 2 passes" if passes == 2 else ""), s
+    return degree, passes, s
 
 
 def main():
@@ -379,7 +380,7 @@ def main():
         row = {"scene": scene, "uncorrected": score_mod.score(narrow, pair, sky)}
         best = best_abe(pair, out, ex, score_mod, sky)
         auto = abe(pair, out, ex, score_mod, sky, 0)
-        row["best_abe"], row["best_abe_degree"] = (best[1], best[0]) if best else (None, None)
+        row["best_abe_degree"], row["best_abe_passes"], row["best_abe"] = best if best else (None, None, None)
         row["abe_auto"], row["abe_auto_degree"] = auto if auto else (None, None)
         for name in ("msgr.json", "msgr_additive.json"):
             t = time.perf_counter()
@@ -401,7 +402,8 @@ def main():
         rows.append(row)
         cell = lambda s: "failed" if s is None else f"{s['resid_rms']:.2f}"  # noqa: E731
         verdict = rung(row.get("verdict") or "")
-        print(f"| {scene} | {cell(row['uncorrected'])} | {cell(row['best_abe'])} (degree {row['best_abe_degree']}) "
+        print(f"| {scene} | {cell(row['uncorrected'])} | {cell(row['best_abe'])} (degree {row['best_abe_degree']}"
+              f"{', 2 passes' if row['best_abe_passes'] == 2 else ''}) "
               f"| {cell(row['abe_auto'])} (degree {row['abe_auto_degree']}) | {cell(row['msgr.json'])} "
               f"| **{cell(row['msgr_additive.json'])}** | {verdict} | "
               f"{cell(row['floor']) if 'floor' in row else '-'} |", flush=True)
