@@ -1,4 +1,4 @@
-from pathlib import Path
+import json
 
 import numpy as np
 import pytest
@@ -9,8 +9,7 @@ from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
 from msgr_nodes.ops.abe import ABEParams, fit_background
 from msgr_nodes.context import RunContext
-
-ROOT = Path(__file__).resolve().parents[1]
+from msgr_nodes.stock import stock_graph
 
 
 def _rms_pct(model, grad, sky):
@@ -205,19 +204,16 @@ def test_the_stock_graphs_wide_abe_finds_the_same_sky_boxes_with_and_without_the
     first stage (a plane) left the gradient's curvature in the residuals, widened the rejection's
     noise estimate and let nebula boxes in: 1.21 % of sky off the gradient (1.21 from the truth);
     fitted again on the flattened boxes (``passes`` 2), 0.63 (0.80)."""
-    import json
-
     from synthpair import make_pair
 
     pair = make_pair(tmp_path / "pair", narrow_size=(2000, 1500), seed=4, gradient_strength=2.0)
     data = fits.getdata(pair / "wide.fits").astype(np.float32)
     grad = fits.getdata(pair / "wide_gradient.fits").astype(np.float64)
     sky = 900 / 65535
-    stock = json.loads((ROOT / "graphs" / "msgr_additive.json").read_text())["nodes"]["abe"]["params"]
+    stock = json.loads(stock_graph("msgr_additive").read_text())["nodes"]["abe"]["params"]
     g = Graph()
     g.add_node("ABE", "abe", stock)
     spec = g.spec("abe")
-
     passes = []
 
     def model_of(plane):
