@@ -542,15 +542,24 @@ def test_a_camera_jpeg_under_a_bright_graded_sky_is_linearized(tmp_path, stretch
     assert "the wide image is not linear" in check_history(header)
 
 
-def test_a_strongly_stretched_wide_image_under_strong_gradients_has_its_sky_fitted_again(tmp_path):
+def test_a_strongly_stretched_wide_image_under_strong_gradients_has_its_sky_fitted_again(tmp_path, monkeypatch):
     """A 500x asinh stretch of a wide image under gradients three times as strong: ABE's degree-2 sky
     fitted in stretched values, put through the tone curve, is not the linear sky's surface. DetailFit
-    fits ABE's boxes again once they are made linear (before: the sky through the curve, 1.11 % of
-    sky; now 0.86; the linear wide image 0.25)."""
+    fits ABE's boxes again once they are made linear (when it came: the sky through the curve, 1.11 %
+    of sky; fitted again 0.86; the linear wide image 0.25). Since the stock graphs' wide ABE keeps
+    its dark boxes down to 6.4 sigma (3.2 before), 1.04 against 1.33 through the curve (0.87 and 1.22
+    with 3.2): on this small wide frame (480x360) the curve's error at the sky's values weighs on the
+    dark boxes it now keeps, where the benchmark's stretched scenes at 2000x1500 went 0.72 -> 0.35
+    (asinh) and 0.52 (screen)."""
+    import msgr_nodes.nodes.detail_fit as detail_fit
+
     pair = _stretched_pair(tmp_path / "pair", _strong_asinh, gradient_strength=3.0)
     out, _, header = run_recommended(pair, tmp_path / "run")
-    assert _score(pair, out) < 1.0
+    fitted_again = _score(pair, out)
     assert "the wide image is not linear" in check_history(header)
+    monkeypatch.setattr(detail_fit, "fit_mapped", lambda *args, **kwargs: None)  # the sky through the curve
+    through_the_curve = _score(pair, run_recommended(pair, tmp_path / "curve")[0])
+    assert fitted_again < 1.1 and fitted_again < 0.85 * through_the_curve, (fitted_again, through_the_curve)
 
 
 @pytest.mark.parametrize("stretch", [_asinh, _strong_asinh, _screen_transfer, _camera_gamma, _camera_jpeg])
