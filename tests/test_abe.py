@@ -250,9 +250,9 @@ def _nebula_filled_wide_field(seed, gap_fraction=0.1, nebula_e=300.0, sky_e=900.
 
 def test_the_stock_graphs_wide_abe_keeps_the_sky_seen_through_gaps_in_a_nebula():
     """Where a nebula fills most of the wide frame, the sky shows only through its gaps, and those few
-    boxes are what holds the model down there. Sky cannot lie far below the sky: only nebula adds
-    light, so the stock graphs keep boxes down to 6.4 sigma below the surface (unbalance 8 x deviation
-    0.8). With 3.2 sigma (unbalance 4), a surface still tilted by the nebula around a gap put the
+    boxes are what holds the model down there. Nothing in the sky lies far below the sky itself (only
+    nebula adds light), so the stock graphs keep boxes down to 6.4 sigma below the surface (unbalance
+    8 x deviation 0.8). With 3.2 sigma (unbalance 4), a surface still tilted by the nebula around a gap put the
     gap's sky below the band, it was rejected as an outlier, and the model rose into the nebula:
     0.69, 0.91 and 0.20 % of sky off the gradient on these three fields; 0.15, 0.23 and 0.08 now."""
     stock = json.loads(stock_graph("msgr_additive").read_text())["nodes"]["abe"]["params"]
