@@ -937,12 +937,14 @@ def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: 
     no data), or with the narrow image's own background model there instead, whichever predicts the
     trusted difference better next to the region (chosen blind, as a held-out check).
 
-    The model is ABE with its degree chosen by cross-validation, offset to meet the difference in a
-    ring around the region. The check holds out a ring of the covered frame next to the region, as
-    deep as the region; the interpolation from beyond it and the offset model each predict it (block
-    means of ``block`` px), and the model is used if its RMS error is at most OWN_BACKGROUND_MARGIN of
-    the interpolation's. Interpolation cannot know a glow in an uncovered corner; the narrow image's
-    own model can, unless it follows nebula there. ``diff`` is changed in place."""
+    The model is ABE with its degree chosen by cross-validation, brought to meet the difference in a
+    ring around the region by a plane (an offset and a tilt): what ABE takes of the narrow image's
+    nebula is mostly of low order, and the trusted difference next to the region shows it. The check
+    holds out a ring of the covered frame next to the region, as deep as the region; the interpolation
+    from beyond it and the model matched beyond it each predict it (block means of ``block`` px), and
+    the model is used if its RMS error is at most OWN_BACKGROUND_MARGIN of the interpolation's.
+    Interpolation cannot know a glow in an uncovered corner; the narrow image's own model can, unless
+    it follows nebula there. ``diff`` is changed in place."""
     coarse_region = downsample(region, block) > 0
     # the held-out ring is as deep as the region itself, so the interpolation is tested across as
     # wide a gap as it has to bridge
@@ -961,17 +963,33 @@ def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: 
         return diff
     own = surf.evaluate()
     own_coarse = downsample(own, block)
-    offset = float(np.median((own_coarse - truth)[beyond]))
     error_interpolated = float(np.sqrt(np.mean((interpolated - truth)[held_out] ** 2)))
-    error_own = float(np.sqrt(np.mean((own_coarse - offset - truth)[held_out] ** 2)))
+    mismatch = own_coarse - truth
+    a, bx, by = _plane_through(mismatch, beyond)
+    gy, gx = np.mgrid[0:mismatch.shape[0], 0:mismatch.shape[1]]
+    error_own = float(np.sqrt(np.mean((mismatch - a - bx * gx - by * gy)[held_out] ** 2)))
     info["no_data_errors"] = {"interpolated": error_interpolated, "own_background": error_own}
     if error_own > OWN_BACKGROUND_MARGIN * error_interpolated:
         return diff
-    offset = float(np.median((own_coarse - truth)[held_out | beyond]))
-    diff[region] = own[region] - np.float32(offset)
+    a, bx, by = _plane_through(mismatch, held_out | beyond)
+    ys, xs = np.nonzero(region)
+    # block k holds pixels k * block ... (k + 1) * block - 1: its centre is pixel (k + 0.5) * block - 0.5
+    plane = a + bx * ((xs + 0.5) / block - 0.5) + by * ((ys + 0.5) / block - 0.5)
+    diff[ys, xs] = own[ys, xs] - plane.astype(np.float32)
     info["check"] += (f"; there the narrow image's own background model (ABE degree {max(degree, 1)}) predicts "
                       f"the difference better than interpolation, and is used")
     return diff
+
+
+def _plane_through(values: np.ndarray, where: np.ndarray) -> tuple[float, float, float]:
+    """The least-squares plane a + bx x + by y through ``values`` (h, w) at ``where`` ((h, w) bool, not
+    empty; x, y in the grid's own cells): (a, bx, by); no tilt where the points are too few for one."""
+    ys, xs = np.nonzero(where)
+    if ys.size < 3:
+        return float(np.median(values[where])), 0.0, 0.0
+    design = np.column_stack([np.ones(ys.size), xs, ys]).astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, values[ys, xs].astype(np.float64), rcond=None)
+    return float(coef[0]), float(coef[1]), float(coef[2])
 
 
 def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4, inplace: bool = False) -> np.ndarray:
