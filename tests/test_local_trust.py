@@ -80,17 +80,25 @@ def test_a_wide_image_with_data_on_less_than_half_the_frame_is_not_used(rng):
     assert check.startswith("single-image fallback") and "data on only 40 %" in check
 
 
-def test_where_the_wide_image_has_no_data_the_narrow_images_own_model_may_stand_in(rng):
-    """A glow in a corner that the wide image does not cover: no interpolation from the covered part
-    can know it; the narrow image's own background model does, and wins the held-out check."""
+def _corner_glow_pair(rng, sky_glow=0.0):
+    """A 800x600 narrow/wide pair whose gradient has a glow in the lower right corner, where the wide
+    image has no data (from x = 520); ``sky_glow``: a glow of the sky itself, seen by both images,
+    falling by that much across the frame. (narrow, wide, gradient), (H, W) float32 / float64."""
     h, w = 600, 800
     yy, xx = np.mgrid[0:h, 0:w]
-    sky = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 4) * 0.003
+    sky = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 4) * 0.003 + sky_glow * (1 - xx / w)
     glow = 0.02 * (1 + (np.hypot(xx - w, yy - h) / (0.3 * w)) ** 2) ** -1.5
     gradient = 0.004 * xx / w + glow
     narrow = (0.02 + 1.25 * sky + gradient + rng.normal(0, 3e-4, (h, w))).astype(np.float32)
     wide = (0.015 + sky + rng.normal(0, 3e-4, (h, w))).astype(np.float32)
     wide[:, 520:] = np.median(wide)
+    return narrow, wide, gradient
+
+
+def test_where_the_wide_image_has_no_data_the_narrow_images_own_model_may_stand_in(rng):
+    """A glow in a corner that the wide image does not cover: no interpolation from the covered part
+    can know it; the narrow image's own background model does, and wins the held-out check."""
+    narrow, wide, gradient = _corner_glow_pair(rng)
     result = match_wide(narrow, wide)
     assert "own background model" in result.info["check"]
     model = large_scales(result.difference)
@@ -187,15 +195,7 @@ def test_the_narrow_images_own_model_is_brought_to_the_trusted_difference_by_a_p
     tilt that only the covered part tells apart. Matched by an offset, that tilt grew across the
     uncovered part and lost the held-out check to interpolation (7.6e-3 RMS there); matched by a plane
     through the trusted difference next to it, the model wins the check and leaves 3.2e-3."""
-    h, w = 600, 800
-    yy, xx = np.mgrid[0:h, 0:w]
-    rng = np.random.default_rng(0)
-    sky = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 4) * 0.003 + 0.01 * (1 - xx / w)
-    glow = 0.02 * (1 + (np.hypot(xx - w, yy - h) / (0.3 * w)) ** 2) ** -1.5
-    gradient = 0.004 * xx / w + glow
-    narrow = (0.02 + 1.25 * sky + gradient + rng.normal(0, 3e-4, (h, w))).astype(np.float32)
-    wide = (0.015 + sky + rng.normal(0, 3e-4, (h, w))).astype(np.float32)
-    wide[:, 520:] = np.median(wide)
+    narrow, wide, gradient = _corner_glow_pair(np.random.default_rng(0), sky_glow=0.01)
     result = match_wide(narrow, wide)
     assert "own background model" in result.info["check"]
     error = large_scales(result.difference) - gradient
