@@ -19,8 +19,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import MsgrError
-from .abe import (BLIND_DEGREES, ABEParams, BoxSamples, blind_degree, blocks_free_of, choose_degree, downsample,
-                  fit_background, sample_boxes, simplest_degree)
+from .abe import (BLIND_DEGREES, ABEParams, BoxSamples, Surface, blind_degree, blocks_free_of, choose_degree,
+                  downsample, fit_background, polynomial_design, sample_boxes, simplest_degree)
 from .joint_background import joint_background
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
@@ -965,31 +965,36 @@ def _own_background_where_no_data(diff: np.ndarray, narrow: np.ndarray, region: 
     own_coarse = downsample(own, block)
     error_interpolated = float(np.sqrt(np.mean((interpolated - truth)[held_out] ** 2)))
     mismatch = own_coarse - truth
-    a, bx, by = _plane_through(mismatch, beyond)
-    gy, gx = np.mgrid[0:mismatch.shape[0], 0:mismatch.shape[1]]
-    error_own = float(np.sqrt(np.mean((mismatch - a - bx * gx - by * gy)[held_out] ** 2)))
+    plane = _plane_through(mismatch, beyond, block, narrow.shape)
+    hx, hy = _block_centres(held_out, block)
+    error_own = float(np.sqrt(np.mean((mismatch[held_out] - plane.at(hx, hy)) ** 2)))
     info["no_data_errors"] = {"interpolated": error_interpolated, "own_background": error_own}
     if error_own > OWN_BACKGROUND_MARGIN * error_interpolated:
         return diff
-    a, bx, by = _plane_through(mismatch, held_out | beyond)
+    plane = _plane_through(mismatch, held_out | beyond, block, narrow.shape)
     ys, xs = np.nonzero(region)
-    # block k holds pixels k * block ... (k + 1) * block - 1: its centre is pixel (k + 0.5) * block - 0.5
-    plane = a + bx * ((xs + 0.5) / block - 0.5) + by * ((ys + 0.5) / block - 0.5)
-    diff[ys, xs] = own[ys, xs] - plane.astype(np.float32)
+    diff[ys, xs] = own[ys, xs] - plane.at(xs, ys).astype(np.float32)
     info["check"] += (f"; there the narrow image's own background model (ABE degree {max(degree, 1)}) predicts "
                       f"the difference better than interpolation, and is used")
     return diff
 
 
-def _plane_through(values: np.ndarray, where: np.ndarray) -> tuple[float, float, float]:
-    """The least-squares plane a + bx x + by y through ``values`` (h, w) at ``where`` ((h, w) bool, not
-    empty; x, y in the grid's own cells): (a, bx, by); no tilt where the points are too few for one."""
+def _block_centres(where: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """The full-resolution pixel coordinates (x, y) of the centres of the blocks of ``block`` px that
+    are True in ``where`` (a grid of block means): block k holds pixels k * block ... (k + 1) * block - 1."""
     ys, xs = np.nonzero(where)
-    if ys.size < 3:
-        return float(np.median(values[where])), 0.0, 0.0
-    design = np.column_stack([np.ones(ys.size), xs, ys]).astype(np.float64)
-    coef, *_ = np.linalg.lstsq(design, values[ys, xs].astype(np.float64), rcond=None)
-    return float(coef[0]), float(coef[1]), float(coef[2])
+    return (xs + 0.5) * block - 0.5, (ys + 0.5) * block - 0.5
+
+
+def _plane_through(values: np.ndarray, where: np.ndarray, block: int, shape: tuple[int, int]) -> Surface:
+    """The least-squares plane through the block means ``values`` (h, w) at ``where`` ((h, w) bool, not
+    empty), as ABE's degree-1 :class:`~msgr_nodes.ops.abe.Surface` on the full-resolution frame
+    ``shape`` (H, W); a constant, their median, where the blocks are too few for a tilt."""
+    x, y = _block_centres(where, block)
+    if x.size < 3:
+        return Surface("polynomial", shape, np.array([float(np.median(values[where]))]), 0)
+    coef, *_ = np.linalg.lstsq(polynomial_design(x, y, shape, 1), values[where].astype(np.float64), rcond=None)
+    return Surface("polynomial", shape, coef, 1)
 
 
 def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4, inplace: bool = False) -> np.ndarray:
