@@ -198,7 +198,8 @@ SPEC = NodeSpec(
               "as linear"),
         Param(name="floor_unbalance", kind="float", default=1.8, min=0.1, max=20.0, advanced=True,
               help="that model's ABE unbalance: how far below its surface a sample box may lie, in deviation "
-              "sigma (1.8: ABE's default; 4.0 keeps the dark sky between a nebula that fills the frame)"),
+              "sigma (1.8: ABE's default; 8.0, as msgr_cascade's wide_fit, keeps the dark sky between a nebula "
+              "that fills the frame)"),
         Param(name="floor_passes", kind="int", default=1, min=1, max=2, advanced=True,
               help="that model's ABE passes (2: fitted again on the boxes with the first model taken out, as the "
               "stock graphs fit their wide image)"),
