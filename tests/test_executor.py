@@ -255,3 +255,37 @@ def test_a_failing_disk_cache_keeps_the_result_and_warns(chain, tmp_path, monkey
     res = Executor(cache_dir=tmp_path, on_event=events.append).run(chain)
     assert res.ok and np.allclose(res.output("s2").data, 1.5)
     assert any(e.kind == "warning" and "No space left" in e.message for e in events)
+
+
+def test_three_channels_on_two_threads_run_at_once():
+    """A node's channels on ctx.map: three on two threads all run together (two rounds would leave a
+    core idle in the second); one thread still runs them one by one."""
+    import threading
+
+    from msgr_nodes.context import RunContext
+
+    barrier = threading.Barrier(3, timeout=5)
+
+    def channel(c):
+        barrier.wait()  # raises BrokenBarrierError unless all three channels are running together
+        return c * 10
+
+    assert list(RunContext("n", threads=2).map(channel, range(3))) == [0, 10, 20]
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def counted(c):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        threading.Event().wait(0.05)
+        with lock:
+            running -= 1
+        return c
+
+    assert list(RunContext("n", threads=1).map(counted, range(3))) == [0, 1, 2]
+    assert most == 1
+    most = 0
+    assert list(RunContext("n", threads=2).map(counted, range(4))) == [0, 1, 2, 3]
+    assert most == 2
