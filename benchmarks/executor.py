@@ -50,7 +50,8 @@ def main():
             res = ex.run(g)
             hits.append(time.perf_counter() - t)
         assert res.computed == []
-        d = tempfile.mkdtemp()
+        keep = tempfile.TemporaryDirectory(prefix="msgr-cache-")  # removed when the function returns
+        d = keep.name
         Executor(cache_dir=d).run(g)
         t = time.perf_counter()
         res = Executor(cache_dir=d).run(g)

@@ -20,7 +20,8 @@ def main():
     a = ap.parse_args()
     import tempfile
     from pathlib import Path
-    tmp = Path(tempfile.mkdtemp())
+    keep = tempfile.TemporaryDirectory(prefix="msgr-gui-")  # removed when main returns
+    tmp = Path(keep.name)
     state = EditorState.open(stock_graph("msgr_additive.json"), settings_dir=tmp)
     state.graph.set("narrow.path", str(asset("narrow.fits.fz")))
     state.graph.set("wide.path", str(asset("wide.fits.fz")))

@@ -27,7 +27,8 @@ def main():
     rng = np.random.default_rng(0)
     data = rng.random((3, h, w), dtype=np.float32)
     img = Image(data.copy())
-    d = Path(tempfile.mkdtemp())
+    keep = tempfile.TemporaryDirectory(prefix="msgr-io-")  # removed when main returns
+    d = Path(keep.name)
     import imagecodecs
     import tifffile
     from xisf import XISF

@@ -105,7 +105,9 @@ def main():
     ap.add_argument("-s", "--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                     help="more settings for the MSGR panels (e.g. gradient_model.layers=6)")
     a = ap.parse_args()
-    work = a.workdir or Path(tempfile.mkdtemp(prefix="msgr-mosaic-"))
+    # without --workdir, the 0.2 GB of panels, outputs and cache go when main returns
+    keep = None if a.workdir else tempfile.TemporaryDirectory(prefix="msgr-mosaic-")
+    work = a.workdir or Path(keep.name)
     work.mkdir(parents=True, exist_ok=True)
     pairs, wide = panels(work)
     sky = json.loads((pairs[0] / "truth.json").read_text())["narrow"]["sky_e"] / 65535.0

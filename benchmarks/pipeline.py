@@ -41,7 +41,13 @@ def main():
     a = ap.parse_args()
     pair = make_pair(a.workdir / "pipeline_6000", "--narrow-size", "6000", "4000", "--ratio", "2",
                      "--wide-fov", "1.1", "--seed", "9")
-    work = Path(tempfile.mkdtemp())
+    # the RGB copies and outputs are 0.9 GB: removed at the end, also after a failure
+    with tempfile.TemporaryDirectory(prefix="msgr-pipeline-") as tmp:
+        return run(a, pair, Path(tmp))
+
+
+def run(a, pair: Path, work: Path) -> int:
+    """Cold run, re-run after one edit, and the score, in the folder ``work``."""
     rgb_copy(pair / "narrow.fits", work / "narrow.fits")
     rgb_copy(pair / "wide.fits", work / "wide.fits")
     g = Graph.load(stock_graph(a.graph))
@@ -83,6 +89,7 @@ def main():
     print(f"resid_rms (% of sky, channel mean against the truth): {before['resid_rms']:.2f} uncorrected, "
           f"{after['resid_rms']:.2f} corrected; gain_spread {after['gain_spread']:.2f} %; self-check: "
           f"{', '.join(sorted(checks))}")
+    return 0
 
 
 if __name__ == "__main__":
