@@ -7,7 +7,8 @@ mapping back gives exactly the median of the mapped values.
 
 * :func:`huang_median` - Huang's sliding histogram, O(k) per pixel, any
   footprint given by per-row half-widths, any number of bins (a coarse count per
-  256 bins lets the median skip empty ranges).
+  256 bins lets the median skip empty ranges). A full 3x3 window needs no
+  histogram: each column is sorted once and shared by its three windows.
 * :func:`ph_median` - Perreault & Hebert's constant-time median for square
   windows: column histograms with a coarse and a fine level; the fine part of
   the window histogram is brought up to date lazily, one coarse bin at a time.
