@@ -11,6 +11,16 @@ from msgr_nodes.ops.register import smooth_onto_reference
 from msgr_nodes.ops.stars import match_channels
 
 
+def difference_blur(narrow: Image, wide: Image) -> float:
+    """Gaussian sigma (px) that brings the narrow image to the wide one's resolution, from the star
+    FWHMs StarRemove measured on each (``psf_fwhm`` in their metadata); 0 where either is unknown or
+    the wide image is the sharper."""
+    fn, fw = float(narrow.meta.get("psf_fwhm", 0) or 0), float(wide.meta.get("psf_fwhm", 0) or 0)
+    if fn <= 0 or fw <= fn:
+        return 0.0
+    return float(np.sqrt(fw * fw - fn * fn) / 2.3548)
+
+
 def run(ctx, inputs, params):
     """Match the wide image to the narrow one, self-checked, and give their difference."""
     n, w = inputs["narrow"], inputs["wide"]
@@ -35,6 +45,7 @@ def run(ctx, inputs, params):
     if inputs.get("transform") is not None and inputs.get("wide_background") is None:
         ctx.warn("the transform is used only with wide_background (the wide image's ABE model): not used")
     skies = _wide_skies(inputs, n, params["linearize"])
+    blur = difference_blur(n, w)
 
     def channel(c):
         return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
@@ -42,7 +53,7 @@ def run(ctx, inputs, params):
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
                           floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars,
-                          wide_sky=skies[c] if skies else None)
+                          wide_sky=skies[c] if skies else None, difference_blur=blur)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -125,7 +136,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=10, category="Multiscale",
+    type="DetailFit", version=11, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -140,7 +151,8 @@ SPEC = NodeSpec(
          "(wide_background and transform). A wide lens's vignetting is "
          "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
          "compared at matched "
-         "resolution (the narrow one blurred to it). The fit checks itself: if the wide image explains the "
+         "resolution (the narrow one blurred to it), and the difference is taken at the softer image's "
+         "resolution, from the star FWHMs StarRemove measured on both. The fit checks itself: if the wide image explains the "
          "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
          "explains none of it its detail is not used: where it still sees the same large-scale sky, the "
          "difference is then a polynomial background of the narrow image fitted jointly with the wide image's "

@@ -2,7 +2,7 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
-from msgr_nodes.ops.stars import remove_stars
+from msgr_nodes.ops.stars import luminance, psf_fwhm, remove_stars
 
 
 def run(ctx, inputs, params):
@@ -21,9 +21,12 @@ def run(ctx, inputs, params):
                                              params["saturation"])
     if found == 0:
         ctx.warn("no stars found: the image is passed through unchanged")
-    ctx.metadata.update({"stars": found, "masked_fraction": float(mask.mean())})
+    # the stars' FWHM travels with the starless image: DetailFit compares the two images' large
+    # scales at the softer one's resolution
+    fwhm = psf_fwhm(luminance(img.data)) if found else 0.0
+    ctx.metadata.update({"stars": found, "masked_fraction": float(mask.mean()), "psf_fwhm": fwhm})
     stars_only = np.clip(img.data - starless, 0, None)
-    return {"image": img.derive(starless), "mask": Image(mask.astype(np.float32), img.header.copy(), "star_mask"),
+    return {"image": img.derive(starless, psf_fwhm=fwhm), "mask": Image(mask.astype(np.float32), img.header.copy(), "star_mask"),
             "stars": img.derive(stars_only, name=f"{img.name}_stars")}
 
 
@@ -35,12 +38,12 @@ def check(params):
 
 
 SPEC = NodeSpec(
-    type="StarRemove", version=2, category="Stars",
+    type="StarRemove", version=3, category="Stars",
     help="Remove stars so that dense fields and bright halos do not leak into large scales: SEP detection "
          "on the luminance, elliptical masks that grow with flux (saturated stars doubled), filled from the "
          "surrounding background by multiscale normalised convolution. Hot pixels are masked by their own footprint; "
          "satellite trails stay in the image (for DetailFit to find as defects) but never fill a star they pass. "
-         "backend=onnx runs a local model file.",
+         "backend=onnx runs a local model file. The stars' FWHM (the lower quartile of the sources' half-maximum widths) goes with the starless image, for DetailFit.",
     run=run, check=check,
     inputs=(Port(name="image", type="image", help="the image, linear"),),
     outputs=(Port(name="image", type="image", help="the starless image"),

@@ -255,7 +255,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
                detail_threshold: float = 0.5, fallback_threshold: float = 0.5, slope: float = 0.0,
                floor_degree: int = 0, floor_unbalance: float = 1.8, floor_passes: int = 1,
                linearize: str = "auto", star_masks: np.ndarray | None = None,
-               wide_sky: WideSky | None = None) -> MatchResult:
+               wide_sky: WideSky | None = None, difference_blur: float = 0.0) -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
@@ -271,8 +271,9 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        image worse than leaving it alone); the single-image floor stands in for it (step 3).
     3. Local defects of either image (:func:`local_defects`) are filled before the bands and in the
        difference, and so are the star masks (``star_masks``) in the difference; a softer wide image
-       is compared with the narrow one blurred to its resolution (BLUR_STEPS); where the wide image
-       is refused, :func:`single_image_floor` models the narrow image's background alone.
+       is compared with the narrow one blurred to its resolution (BLUR_STEPS), and the difference is
+       taken with the narrow image at the wide one's resolution (``difference_blur``, from the two
+       images' star FWHMs); where the wide image is refused, :func:`single_image_floor` models the narrow image's background alone.
     4. Trust is decided region by region: the regions where the wide image holds structure the
        narrow one lacks (:func:`~msgr_nodes.ops.local_trust.wide_only_regions`) or has no data
        (:func:`~msgr_nodes.ops.local_trust.uncovered`) are left out and interpolated across, or
@@ -323,6 +324,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         left the flattened sky at, and how to fit it again on linear values. Used only where the
         wide image is linearized (step 5): an extraction in stretched values leaves, once the curve
         undoes the stretch, a residue shaped like the nebula (:func:`linearized`).
+    difference_blur : float
+        Gaussian sigma (narrow px) that brings the narrow image to a softer wide image's resolution
+        in the difference (from the two images' star FWHMs): what the wide image does not resolve
+        of a bright, compact nebula is then not left in the difference for the model to take.
 
     Returns
     -------
@@ -437,7 +442,17 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         step = _stride(wide.shape, 250_000)
         level = np.float32(np.percentile(wide[::step, ::step], 10))
         fitted += np.float32(b) * (gain.evaluate(wide.shape) - np.float32(1)) * (wide - level)
-    diff = narrow - fitted
+    if difference_blur >= MIN_DIFFERENCE_BLUR:
+        # the narrow image at the wide one's resolution: what the wide image cannot resolve of a
+        # bright knot (its sharp core minus the wide image's blurred one) is no sky to model. Its
+        # large scales are the narrow image's own. Where it has no data, the blur's reach is left out.
+        diff = ndimage.gaussian_filter(narrow, difference_blur, mode="reflect", output=np.float32)
+        diff -= fitted  # in place: one frame less per channel at the node's peak
+        info["difference_blur"] = difference_blur
+        if void is not None:
+            defects = defects | (ndimage.gaussian_filter(void.astype(np.float32), difference_blur) > 1e-3)
+    else:
+        diff = narrow - fitted
     if wide_only is not None:
         defects = defects | wide_only
     if star_masks is not None:
@@ -628,6 +643,10 @@ def _trust_locally(shape, bands: Bands, b: float, info: dict):
                           f"vignetting), taken out multiplicatively")
     return mask, gain
 
+
+# The difference is taken with the narrow image blurred to the wide one's resolution from this
+# sigma (narrow px) up: below it the two resolve the same large scales.
+MIN_DIFFERENCE_BLUR = 1.0
 
 # Gaussian sigmas (narrow px) tried to bring the narrow image to a softer wide image's resolution:
 # up to a wide FWHM of about 8x the narrow's (3 px stars against 24 px).
