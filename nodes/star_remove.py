@@ -2,7 +2,7 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
-from msgr_nodes.ops.stars import luminance, psf_fwhm, remove_stars
+from msgr_nodes.ops.stars import psf_fwhm, remove_stars
 
 
 def run(ctx, inputs, params):
@@ -23,7 +23,7 @@ def run(ctx, inputs, params):
         ctx.warn("no stars found: the image is passed through unchanged")
     # the stars' FWHM travels with the starless image: DetailFit compares the two images' large
     # scales at the softer one's resolution
-    fwhm = psf_fwhm(luminance(img.data)) if found else 0.0
+    fwhm = psf_fwhm(img.data) if found else 0.0
     ctx.metadata.update({"stars": found, "masked_fraction": float(mask.mean()), "psf_fwhm": fwhm})
     stars_only = np.clip(img.data - starless, 0, None)
     return {"image": img.derive(starless, psf_fwhm=fwhm), "mask": Image(mask.astype(np.float32), img.header.copy(), "star_mask"),

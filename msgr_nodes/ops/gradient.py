@@ -273,7 +273,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
        difference, and so are the star masks (``star_masks``) in the difference; a softer wide image
        is compared with the narrow one blurred to its resolution (BLUR_STEPS), and the difference is
        taken with the narrow image at the wide one's resolution (``difference_blur``, from the two
-       images' star FWHMs); where the wide image is refused, :func:`single_image_floor` models the narrow image's background alone.
+       images' star FWHMs); where the wide image is refused, :func:`single_image_floor` models the
+       narrow image's background alone.
     4. Trust is decided region by region: the regions where the wide image holds structure the
        narrow one lacks (:func:`~msgr_nodes.ops.local_trust.wide_only_regions`) or has no data
        (:func:`~msgr_nodes.ops.local_trust.uncovered`) are left out and interpolated across, or

@@ -152,12 +152,26 @@ def detect(plane: np.ndarray, sigma: float = 3.0, minarea: int = 5, mesh: int = 
                      None if seg is None else seg.astype(np.int32), rms)
 
 
-def psf_fwhm(plane: np.ndarray, max_stars: int = 300, crop: int = 2048) -> float:
-    """The stars' FWHM (px) on a plane (H, W) with its stars, nominally in [0, 1]: the lower quartile
-    of the sources' widths; 0 where fewer than 3 are bright and unsaturated enough to measure.
+# Star sizes are measured on a central crop of at most this many px a side: thousands of stars, a
+# fraction of the time on a large frame.
+SIZE_CROP = 2048
+
+
+def central_crop(data: np.ndarray, size: int = SIZE_CROP) -> tuple[np.ndarray, tuple[int, int]]:
+    """The central crop (a view) of at most ``size`` x ``size`` px of a plane (H, W) or an image
+    (C, H, W), and its top-left corner (y, x) in the frame."""
+    h, w = data.shape[-2:]
+    cy, cx = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return data[..., cy:cy + size, cx:cx + size], (cy, cx)
+
+
+def psf_fwhm(data: np.ndarray, max_stars: int = 300) -> float:
+    """The stars' FWHM (px) on a plane (H, W) or an image (C, H, W; its luminance) with its stars,
+    nominally in [0, 1]: the lower quartile of the sources' widths; 0 where fewer than 3 are bright
+    and unsaturated enough to measure.
 
     Each star's FWHM is the diameter of the disc as large as its connected pixels at or above half
-    its peak (above a 128 px mesh background), measured on a central crop of at most ``crop`` px,
+    its peak (above a 128 px mesh background), measured on a central crop (:func:`central_crop`),
     brightest ``max_stars`` first. No high-pass: a wide image from softer optics, upsampled onto
     the narrow grid, keeps its whole profile (SEP's ``a`` after a high-pass gave 0.8 px for stars of
     18 px). Measured on the benchmark's registered wide images: 6.7 px for 6.6, 8.7 for 8.8, 10.7 for
@@ -165,18 +179,17 @@ def psf_fwhm(plane: np.ndarray, max_stars: int = 300, crop: int = 2048) -> float
     """
     import sep
 
-    h, w = plane.shape
-    cy, cx = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
-    data = np.array(plane[cy:cy + crop, cx:cx + crop], dtype=np.float32, order="C")
+    crop, _ = central_crop(data)  # cropped first: the luminance of the crop only
+    plane = np.array(luminance(crop) if crop.ndim == 3 else crop, dtype=np.float32, order="C")
     try:
-        bkg = sep.Background(data, bw=128, bh=128)
-        sub = data - bkg.back()
+        bkg = sep.Background(plane, bw=128, bh=128)
+        sub = plane - bkg.back()
         rms = max(float(bkg.globalrms), 1e-12)
         objs = sep.extract(sub, 5.0, err=rms, minarea=5, deblend_cont=0.005)
     except Exception:  # SEP's buffers overflow on extremely crowded or flat data: no measure
         return 0.0
     # unsaturated (under half the brightest pixel) and with half their peak 5 noise sigmas up
-    keep = (objs["peak"] < 0.5 * float(np.max(data))) & (objs["peak"] > 10 * rms)
+    keep = (objs["peak"] < 0.5 * float(np.max(plane))) & (objs["peak"] > 10 * rms)
     objs = objs[keep][np.argsort(-objs["peak"][keep])][:max_stars]
     r = 40  # a star of up to 80 px FWHM: 8x the narrow image's, the widest DetailFit matches
     widths = []
@@ -492,11 +505,8 @@ def remove_stars(data: np.ndarray, sigma: float = 3.0, minarea: int = 5, k: floa
     # by it: their measured size then grows with a coarser high-pass (x1.8 in a wide image upsampled
     # 5x, at most x1.16 for ordinary frames), and the detection is redone at that scale.
     if len(det):
-        # median sizes are measured on a central crop of at most 2048 x 2048 px: thousands of stars, a
-        # fraction of the time on a large frame
-        h, w = lum.shape
-        cy, cx = max(0, (h - 2048) // 2), max(0, (w - 2048) // 2)
-        crop = lum[cy:cy + 2048, cx:cx + 2048]
+        # median sizes are measured on a central crop (SIZE_CROP)
+        crop, (cy, cx) = central_crop(lum)
         # the first detection already high-passed the whole frame at this scale: its sources inside
         # the crop are the crop's (a second detection on the crop cost 1 s on a 24 Mpx frame)
         inside = (det.x >= cx) & (det.x < cx + crop.shape[1]) & (det.y >= cy) & (det.y < cy + crop.shape[0])
