@@ -44,6 +44,10 @@ def run(ctx, inputs, params):
         stars = (m.data[0] > 0.5) if stars is None else stars | (m.data[0] > 0.5)
     if inputs.get("transform") is not None and inputs.get("wide_background") is None:
         ctx.warn("the transform is used only with wide_background (the wide image's ABE model): not used")
+    full = inputs.get("narrow_stars")
+    if full is not None and full.data.shape != n.data.shape:
+        raise NodeError(f"narrow_stars is {full.describe()} but narrow is {n.describe()}: give the image StarRemove "
+                        f"took the narrow image's stars from")
     skies = _wide_skies(inputs, n, params["linearize"])
     blur = difference_blur(n, w)
 
@@ -53,7 +57,8 @@ def run(ctx, inputs, params):
                           fallback_threshold=params["fallback_threshold"], slope=params["slope"],
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
                           floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars,
-                          wide_sky=skies[c] if skies else None, difference_blur=blur)
+                          wide_sky=skies[c] if skies else None, difference_blur=blur,
+                          narrow_stars=None if full is None else full.data[c])
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -136,7 +141,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=11, category="Multiscale",
+    type="DetailFit", version=12, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -152,7 +157,9 @@ SPEC = NodeSpec(
          "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
          "compared at matched "
          "resolution (the narrow one blurred to it), and the difference is taken at the softer image's "
-         "resolution, from the star FWHMs StarRemove measured on both. The fit checks itself: if the wide image explains the "
+         "resolution, from the star FWHMs StarRemove measured on both; given the narrow image with its stars "
+         "(narrow_stars), the difference is taken on it, so that the faint stars the wide image's StarRemove "
+         "cannot find (a soft image's detection limit is shallower) cancel instead of being taken for sky. The fit checks itself: if the wide image explains the "
          "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
          "explains none of it its detail is not used: where it still sees the same large-scale sky, the "
          "difference is then a polynomial background of the narrow image fitted jointly with the wide image's "
@@ -172,6 +179,10 @@ SPEC = NodeSpec(
                       "interpolated across it"),
             Port(name="wide_mask", type="mask", optional=True,
                  help="the registered wide image's star mask, likewise"),
+            Port(name="narrow_stars", type="image", optional=True,
+                 help="the narrow image with its stars (StarRemove's input): the difference is taken on it, so "
+                      "that the faint stars the wide image's StarRemove left in cancel instead of being taken for "
+                      "sky (the star masks are still left out)"),
             Port(name="wide_background", type="image", optional=True,
                  help="the wide image's background model from its ABE (subtract): where the wide image is "
                       "linearized, that sky is put back before the tone curve and taken out again, fitted anew "

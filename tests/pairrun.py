@@ -19,12 +19,13 @@ def score_pair(pair, image_path) -> dict:
                  truth["narrow"]["sky_e"] / 65535)
 
 
-def run_recommended(pair, out, narrow="narrow.fits", graph="msgr_additive", result=None, settings=None):
+def run_recommended(pair, out, narrow="narrow.fits", graph="msgr_additive", result=None, settings=None,
+                    unlink=()):
     """A stock graph (msgr_additive unless ``graph`` names another) on ``pair`` (``narrow`` names its
     narrow file there; the cascade's ultra-wide image is ``ultra.fits``), saved into the folder
     ``out``: (corrected path, model path, the corrected file's header). ``result``, a list, receives
     the run's :class:`~msgr_nodes.executor.RunResult`; ``settings`` ({"node.param": value}) are set
-    on the graph before it runs."""
+    on the graph before it runs; ``unlink`` ((node, input port), ...) are disconnected."""
     out.mkdir(exist_ok=True)
     g = Graph.load(stock_graph(graph))
     g.set("narrow.path", str(pair / narrow))
@@ -35,6 +36,8 @@ def run_recommended(pair, out, narrow="narrow.fits", graph="msgr_additive", resu
     g.set("save_model.path", str(out / "model.fits"))
     for key, value in (settings or {}).items():
         g.set(key, value)
+    for node, port in unlink:
+        assert g.unlink(node, port) is not None, f"{node}.{port} is not connected"
     res = g.run()
     assert res.ok, res.errors
     if result is not None:

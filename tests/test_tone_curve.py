@@ -65,3 +65,21 @@ def test_a_stretched_wide_plane_is_linearized_by_match_wide_and_left_alone_with_
     # what each leaves of the narrow image's structure in the difference
     # measured: 1.4e-4 against 4.2e-4
     assert np.std(auto.difference) < 0.5 * np.std(off.difference), (np.std(auto.difference), np.std(off.difference))
+
+
+def test_the_difference_keeps_the_narrow_images_stars_only_without_a_curve(rng):
+    """Given the narrow image with its stars, the difference is taken on it; not where the wide image
+    was linearized, whose stars the curve (fitted on the nebula's detail) does not make linear."""
+    from msgr_nodes.ops.gradient import match_wide
+
+    linear = _sky(rng, 450, 600)
+    narrow = (1.3 * linear).astype(np.float32)
+    with_stars = narrow.copy()
+    with_stars[rng.integers(0, 450, 300), rng.integers(0, 600, 300)] += 0.2
+    stretched = (np.arcsinh(50 * linear) / np.arcsinh(50)).astype(np.float32)
+    curved = match_wide(narrow, stretched, narrow_stars=with_stars)
+    plain = match_wide(narrow, linear, narrow_stars=with_stars)
+    assert curved.info["tone_curve"]["used"] and not curved.info["difference_with_stars"]
+    assert plain.info["difference_with_stars"]
+    # the stars are in the plain difference (a pixel's 0.2 less 1.3 x nothing in the wide image)
+    assert np.max(plain.difference) > 0.1 > np.max(curved.difference)
