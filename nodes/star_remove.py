@@ -26,7 +26,8 @@ def run(ctx, inputs, params):
     fwhm = psf_fwhm(img.data) if found else 0.0
     ctx.metadata.update({"stars": found, "masked_fraction": float(mask.mean()), "psf_fwhm": fwhm})
     stars_only = np.clip(img.data - starless, 0, None)
-    return {"image": img.derive(starless, psf_fwhm=fwhm), "mask": Image(mask.astype(np.float32), img.header.copy(), "star_mask"),
+    return {"image": img.derive(starless, psf_fwhm=fwhm),
+            "mask": Image(mask.astype(np.float32), img.header.copy(), "star_mask"),
             "stars": img.derive(stars_only, name=f"{img.name}_stars")}
 
 
@@ -43,7 +44,8 @@ SPEC = NodeSpec(
          "on the luminance, elliptical masks that grow with flux (saturated stars doubled), filled from the "
          "surrounding background by multiscale normalised convolution. Hot pixels are masked by their own footprint; "
          "satellite trails stay in the image (for DetailFit to find as defects) but never fill a star they pass. "
-         "backend=onnx runs a local model file. The stars' FWHM (the lower quartile of the sources' half-maximum widths) goes with the starless image, for DetailFit.",
+         "backend=onnx runs a local model file. The stars' FWHM (the lower quartile of the sources' "
+         "half-maximum widths) goes with the starless image, for DetailFit.",
     run=run, check=check,
     inputs=(Port(name="image", type="image", help="the image, linear"),),
     outputs=(Port(name="image", type="image", help="the starless image"),

@@ -269,7 +269,7 @@ def test_replace_hot_pixels_takes_the_ring_around_them(rng):
 def test_psf_fwhm_measures_sharp_and_soft_stars(rng, fwhm):
     """Moffat stars (beta 3.5) of 3 px, and of 12 and 24 px as a soft wide image's stars come out on
     the narrow grid, some near each other, on a sky with noise and a few saturated stars: the
-    median half-maximum width is within 12 % (SEP's ``a`` after StarRemove's high-pass, which soft
+    lower quartile of the half-maximum widths is within 12 % (SEP's ``a`` after StarRemove's high-pass, which soft
     stars outgrow, gave 0.8 px for stars of 18)."""
     h, w = 600, 800
     yy, xx = np.mgrid[0:h, 0:w]
