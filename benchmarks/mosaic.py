@@ -3,8 +3,9 @@
     python benchmarks/mosaic.py [--workdir DIR] [--workers 2]
 
 Four panels (800x600 each, 25 % overlap) are made with make_pairs.py at four offsets of one
-field, each with its own seed (so its own gradient), plus one wide image of the whole field
-(a fifth run at the centre, --wide-fov 3.5). Then:
+field, each with its own gradient and noise (seeds 21-24) on one sky (the stars of seed 20 in
+every image; --seed 30 takes 31-34 and 30), plus one wide image of the whole field (a run at the
+centre, --wide-fov 3.5). Then:
 
 - uncorrected: the panels coadded as they are (reproject_and_coadd);
 - reproject matching: reproject_and_coadd(match_background=True), the offsets it applies;
@@ -41,19 +42,36 @@ SCALE_ARCMIN = 3.5 / 60  # rcw32's narrow scale, arcmin per px
 OVERLAP = 0.25
 
 
-def panels(work: Path):
+# make_pairs.py moves its faint stars by up to 0.3 texture px (1.2 narrow px here) with the seed, so
+# runs with other seeds put them in other places on the sky, which panels and a wide image of one sky
+# never do (a star left in both images would not cancel). Every image's stars come from one seed; each
+# panel's gradient and noise from its own.
+
+
+def write_like(path: Path, data: np.ndarray, header_from: Path):
+    with fits.open(header_from) as hdul:
+        fits.PrimaryHDU(data.astype(np.float32), hdul[0].header).writeto(path, overwrite=True)
+
+
+def panels(work: Path, seed: int = 20):
+    """Four panels (panel0-3.fits, gradients and noise of seeds seed+1 to seed+4) and one wide image,
+    all with the stars of ``seed``: (clean panel paths, wide path, sky level in e-)."""
     dx = SIZE[0] * SCALE_ARCMIN * (1 - OVERLAP) / 2
     dy = SIZE[1] * SCALE_ARCMIN * (1 - OVERLAP) / 2
-    out = []
+    geometry = ["--preset", "rcw32", "--narrow-size", str(SIZE[0]), str(SIZE[1]), "--narrow-rotation", "0"]
+    clean = []
     for k, (sx, sy) in enumerate([(-1, -1), (1, -1), (-1, 1), (1, 1)]):
-        pair = make_pair(work / f"pair{k}", "--preset", "rcw32", "--seed", str(21 + k), "--narrow-size",
-                         str(SIZE[0]), str(SIZE[1]), "--narrow-rotation", "0", "--offset", f"{sx * dx:.3f}",
-                         f"{sy * dy:.3f}", "--gradient-kind", "complex")
-        shutil.copy(pair / "narrow.fits", work / f"panel{k}.fits")
-        out.append(pair)
-    wide = make_pair(work / "wide", "--preset", "rcw32", "--seed", "40", "--narrow-size", str(SIZE[0]), str(SIZE[1]),
-                     "--narrow-rotation", "0", "--wide-fov", "3.5")
-    return out, wide / "wide.fits"
+        at = ["--offset", f"{sx * dx:.3f}", f"{sy * dy:.3f}", "--gradient-kind", "complex"]
+        own = make_pair(work / f"pair{k}", *geometry, "--seed", str(seed + 1 + k), *at)
+        stars = make_pair(work / f"stars{k}", *geometry, "--seed", str(seed), *at)
+        assert fits.getheader(own / "narrow.fits")["CRVAL1"] == fits.getheader(stars / "narrow.fits")["CRVAL1"]
+        # the panel: the common sky with its stars, plus this panel's own gradient and noise
+        observed = fits.getdata(stars / "narrow_clean.fits") + (fits.getdata(own / "narrow.fits") -
+                                                                fits.getdata(own / "narrow_clean.fits"))
+        write_like(work / f"panel{k}.fits", observed, own / "narrow.fits")
+        clean.append(stars / "narrow_clean.fits")
+    wide = make_pair(work / "wide", *geometry, "--seed", str(seed), "--wide-fov", "3.5")
+    return clean, wide / "wide.fits", json.loads((work / "pair0" / "truth.json").read_text())["narrow"]["sky_e"]
 
 
 def load(path):
@@ -102,6 +120,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=20, help="the stars' seed; the panels' gradients: seed+1 to seed+4")
     ap.add_argument("-s", "--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                     help="more settings for the MSGR panels (e.g. gradient_model.layers=6)")
     a = ap.parse_args()
@@ -109,10 +128,10 @@ def main():
     keep = None if a.workdir else tempfile.TemporaryDirectory(prefix="msgr-mosaic-")
     work = a.workdir or Path(keep.name)
     work.mkdir(parents=True, exist_ok=True)
-    pairs, wide = panels(work)
-    sky = json.loads((pairs[0] / "truth.json").read_text())["narrow"]["sky_e"] / 65535.0
+    clean_paths, wide, sky_e = panels(work, a.seed)
+    sky = sky_e / 65535.0
     raw = [load(work / f"panel{k}.fits") for k in range(4)]
-    clean = [(load(p / "narrow_clean.fits")[0], raw[k][1]) for k, p in enumerate(pairs)]
+    clean = [(load(p)[0], raw[k][1]) for k, p in enumerate(clean_paths)]
     truth, wcs_out, footprint = coadd(clean)
 
     graph = Graph.load("msgr_additive")
@@ -136,7 +155,7 @@ def main():
     rows = [("uncorrected", raw, plain), ("reproject match_background", matched_panels(raw, plain, matched, wcs_out),
                                           matched), ("MSGR (msgr_additive, one wide image)", corrected, coadd(corrected)[0])]
     print(f"2x2 mosaic of {SIZE[0]}x{SIZE[1]} panels ({100 * OVERLAP:.0f} % overlap, rcw32, complex gradients, "
-          f"seeds 21-24), one wide image; % of sky")
+          f"seeds {a.seed + 1}-{a.seed + 4}, stars of {a.seed}), one wide image; % of sky")
     print("| method | seam step, largest | seam step, mean | residual vs truth |")
     print("| --- | --- | --- | --- |")
     figures = {}
