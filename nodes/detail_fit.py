@@ -58,7 +58,8 @@ def run(ctx, inputs, params):
                           floor_degree=params["floor_degree"], floor_unbalance=params["floor_unbalance"],
                           floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars,
                           wide_sky=skies[c] if skies else None, difference_blur=blur,
-                          narrow_stars=None if full is None else full.data[c])
+                          narrow_stars=None if full is None else full.data[c],
+                          star_beta=float(w.meta.get("psf_beta", 0) or 0) if params["star_wings"] == "measured" else 0.0)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -141,7 +142,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=12, category="Multiscale",
+    type="DetailFit", version=13, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -159,7 +160,8 @@ SPEC = NodeSpec(
          "resolution (the narrow one blurred to it), and the difference is taken at the softer image's "
          "resolution, from the star FWHMs StarRemove measured on both; given the narrow image with its stars "
          "(narrow_stars), the difference is taken on it, so that the faint stars the wide image's StarRemove "
-         "cannot find (a soft image's detection limit is shallower) cancel instead of being taken for sky. "
+         "cannot find (a soft image's detection limit is shallower) cancel instead of being taken for sky; "
+         "the narrow image's stars are blurred to the wide stars' profile, wings included (star_wings). "
          "The fit checks itself: if the wide image explains the "
          "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
          "explains none of it its detail is not used: where it still sees the same large-scale sky, the "
@@ -227,5 +229,9 @@ SPEC = NodeSpec(
         Param(name="floor_passes", kind="int", default=1, min=1, max=2, advanced=True,
               help="that model's ABE passes (2: fitted again on the boxes with the first model taken out, as the "
               "stock graphs fit their wide image)"),
+        Param(name="star_wings", kind="choice", default="measured", choices=("measured", "gaussian"), advanced=True,
+              help="measured: with narrow_stars, the narrow image's stars are blurred to the wide image's star "
+              "profile (a Moffat of the beta StarRemove measured on the wide image's stars), so that their "
+              "wings match; gaussian: by the Gaussian that matches the FWHMs, as the nebula is"),
     ),
 )

@@ -2,7 +2,7 @@
 import numpy as np
 
 from msgr_nodes.api import Image, NodeSpec, Param, Port
-from msgr_nodes.ops.stars import psf_fwhm, remove_stars
+from msgr_nodes.ops.stars import psf_shape, remove_stars
 
 
 def run(ctx, inputs, params):
@@ -21,12 +21,12 @@ def run(ctx, inputs, params):
                                              params["saturation"])
     if found == 0:
         ctx.warn("no stars found: the image is passed through unchanged")
-    # the stars' FWHM travels with the starless image: DetailFit compares the two images' large
-    # scales at the softer one's resolution
-    fwhm = psf_fwhm(img.data) if found else 0.0
-    ctx.metadata.update({"stars": found, "masked_fraction": float(mask.mean()), "psf_fwhm": fwhm})
+    # the stars' FWHM and Moffat beta travel with the starless image: DetailFit compares the two
+    # images' large scales at the softer one's resolution, and blurs stars to the softer one's wings
+    fwhm, beta = psf_shape(img.data) if found else (0.0, 0.0)
+    ctx.metadata.update({"stars": found, "masked_fraction": float(mask.mean()), "psf_fwhm": fwhm, "psf_beta": beta})
     stars_only = np.clip(img.data - starless, 0, None)
-    return {"image": img.derive(starless, psf_fwhm=fwhm),
+    return {"image": img.derive(starless, psf_fwhm=fwhm, psf_beta=beta),
             "mask": Image(mask.astype(np.float32), img.header.copy(), "star_mask"),
             "stars": img.derive(stars_only, name=f"{img.name}_stars")}
 
@@ -39,13 +39,14 @@ def check(params):
 
 
 SPEC = NodeSpec(
-    type="StarRemove", version=3, category="Stars",
+    type="StarRemove", version=4, category="Stars",
     help="Remove stars so that dense fields and bright halos do not leak into large scales: SEP detection "
          "on the luminance, elliptical masks that grow with flux (saturated stars doubled), filled from the "
          "surrounding background by multiscale normalised convolution. Hot pixels are masked by their own footprint; "
          "satellite trails stay in the image (for DetailFit to find as defects) but never fill a star they pass. "
          "backend=onnx runs a local model file. The stars' FWHM (the lower quartile of the sources' "
-         "half-maximum widths) goes with the starless image, for DetailFit.",
+         "half-maximum widths) and the Moffat beta of their median profile go with the starless image, "
+         "for DetailFit.",
     run=run, check=check,
     inputs=(Port(name="image", type="image", help="the image, linear"),),
     outputs=(Port(name="image", type="image", help="the starless image"),

@@ -6,7 +6,7 @@ from scipy import ndimage
 from msgr_nodes.errors import MsgrError
 from msgr_nodes.graph import Graph
 from msgr_nodes.image import Image
-from msgr_nodes.ops.stars import detect, psf_fwhm, remove_stars
+from msgr_nodes.ops.stars import detect, psf_fwhm, psf_shape, remove_stars
 from msgr_nodes.context import RunContext
 
 
@@ -286,6 +286,36 @@ def test_psf_fwhm_measures_sharp_and_soft_stars(rng, fwhm):
     assert psf_fwhm(np.clip(rng.normal(0.05, 0.001, (h, w)), 0, 1).astype(np.float32)) == 0.0  # no stars
 
 
+def _field(rng, fwhm, beta, n=300, h=1200, w=1600):
+    """``n`` stars of one profile (Moffat of ``beta``, or a Gaussian where beta is None) at random on
+    a noisy sky, (h, w) float32."""
+    img = np.full((h, w), 0.05)
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1)) if beta else fwhm / 2.3548
+    reach = int(10 * fwhm)
+    for x, y, p in zip(rng.uniform(20, w - 20, n), rng.uniform(20, h - 20, n), rng.uniform(0.02, 0.3, n)):
+        x0, x1, y0, y1 = max(int(x) - reach, 0), min(int(x) + reach, w), max(int(y) - reach, 0), min(int(y) + reach, h)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        r2 = ((xx - x) ** 2 + (yy - y) ** 2) / alpha ** 2
+        img[y0:y1, x0:x1] += p * ((1 + r2) ** -beta if beta else np.exp(-r2 / 2))
+    return np.clip(img + rng.normal(0, 0.001, (h, w)), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("fwhm", [3.0, 12.0])
+@pytest.mark.parametrize("beta", [2.5, 4.5, None])
+def test_psf_shape_measures_the_wings(rng, fwhm, beta):
+    """The Moffat beta of the stars' median profile: within 15 % for beta 2.5 and 4.5, sharp or as
+    soft as a wide image's stars on the narrow grid, and above 10 (no wings, DetailFit then keeps
+    its Gaussian) for Gaussian stars; none from fewer than 100 stars; the FWHM is psf_fwhm's."""
+    img = _field(rng, fwhm, beta)
+    measured_fwhm, measured_beta = psf_shape(img)
+    assert measured_fwhm == psf_fwhm(img)
+    if beta:
+        assert abs(measured_beta / beta - 1) < 0.15, measured_beta
+    else:
+        assert measured_beta > 10, measured_beta
+    assert psf_shape(_field(rng, fwhm, beta, n=60))[1] == 0.0  # too few stars for a profile
+
+
 def test_star_remove_puts_the_fwhm_on_the_starless_image(small_pair):
     """DetailFit compares the two images at the softer one's resolution from this."""
     g = Graph()
@@ -297,3 +327,5 @@ def test_star_remove_puts_the_fwhm_on_the_starless_image(small_pair):
     fwhm = res.output("stars", "image").meta["psf_fwhm"]
     assert 2.5 < fwhm < 4.0  # the generated narrow image's stars: 3.0 px
     assert res.results["stars"].metadata["psf_fwhm"] == fwhm
+    beta = res.output("stars", "image").meta["psf_beta"]  # 0 here: too few stars for a profile
+    assert res.results["stars"].metadata["psf_beta"] == beta and beta >= 0

@@ -26,6 +26,7 @@ from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
 from .mmt import smooth
 from .register import GridSurface
+from .psf import moffat_blur
 from .stars import fill_masked
 from .tone_curve import fit_tone_curve
 
@@ -258,7 +259,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
                floor_degree: int = 0, floor_unbalance: float = 1.8, floor_passes: int = 1,
                linearize: str = "auto", star_masks: np.ndarray | None = None,
                wide_sky: WideSky | None = None, difference_blur: float = 0.0,
-               narrow_stars: np.ndarray | None = None) -> MatchResult:
+               narrow_stars: np.ndarray | None = None, star_beta: float = 0.0) -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
@@ -337,6 +338,11 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         image): the difference is taken on it, so that the stars the wide image still holds (too
         faint for its star removal) cancel instead of being taken for sky; the slope and the checks
         still use the starless ``narrow``, and so does the difference with a linearized wide image.
+    star_beta : float
+        Moffat beta of the wide image's stars (StarRemove measures it): with ``narrow_stars`` and a
+        ``difference_blur``, the narrow image's stars are blurred by a Moffat kernel of this beta
+        (and the FWHM the Gaussian would have), so that they get the wide stars' wings; 0, or
+        outside 1.5-10, blurs them by the Gaussian.
 
     Returns
     -------
@@ -460,11 +466,22 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     base = narrow if narrow_stars is None or tone_note else narrow_stars
     if narrow_stars is not None:
         info["difference_with_stars"] = base is narrow_stars
+    star_kernel = None
+    if base is narrow_stars and MIN_STAR_BETA <= star_beta <= MAX_STAR_BETA:
+        star_kernel = (difference_blur * 2.3548, star_beta)
     if difference_blur >= MIN_DIFFERENCE_BLUR:
         # the narrow image at the wide one's resolution: what the wide image cannot resolve of a
         # bright knot (its sharp core minus the wide image's blurred one) is no sky to model. Its
         # large scales are the narrow image's own. Where it has no data, the blur's reach is left out.
-        diff = ndimage.gaussian_filter(base, difference_blur, mode="reflect", output=np.float32)
+        diff = ndimage.gaussian_filter(base if star_kernel is None else narrow, difference_blur, mode="reflect",
+                                       output=np.float32)
+        if star_kernel is not None:
+            # the stars get the wide image's wings: a Gaussian (right for the nebula, whose fine
+            # structure the star profile barely touches) left the wide stars' Moffat wings, up to
+            # hundreds of times brighter a few FWHM out, unmatched around every star outside the
+            # masks (soft wide image fwhm 3.5: 0.27 -> 0.22 % of sky)
+            diff += moffat_blur(narrow_stars - narrow, *star_kernel)
+            info["star_kernel"] = {"fwhm": star_kernel[0], "beta": star_kernel[1]}
         diff -= fitted  # in place: one frame less per channel at the node's peak
         info["difference_blur"] = difference_blur
         if void is not None:
@@ -676,6 +693,9 @@ def _trust_locally(shape, bands: Bands, b: float, info: dict):
 # The difference is taken with the narrow image blurred to the wide one's resolution from this
 # sigma (narrow px) up: below it the two resolve the same large scales.
 MIN_DIFFERENCE_BLUR = 1.0
+# The narrow image's stars are blurred by a Moffat kernel of the wide image's beta where it was
+# measured in this range; outside it (no wings measured, or a Gaussian) by the Gaussian.
+MIN_STAR_BETA, MAX_STAR_BETA = 1.5, 10.0
 
 # Gaussian sigmas (narrow px) tried to bring the narrow image to a softer wide image's resolution:
 # up to a wide FWHM of about 8x the narrow's (3 px stars against 24 px).
