@@ -42,11 +42,11 @@ def test_moffat_blur_keeps_the_flux_and_the_shape(rng):
     assert abs(float(out.sum()) - 1) < 1e-3 and np.unravel_index(np.argmax(out), out.shape) == (100, 150)
 
 
-def test_the_narrow_images_stars_get_the_wide_stars_wings(rng):
-    """A soft wide image (10.5 px Moffat stars, beta 3.5) against a sharp narrow one (3 px), the
-    faint stars in both images and the bright ones' cores masked: blurred by the Gaussian that
-    matches the FWHMs, the narrow image's stars lack the wide stars' wings, which are left around
-    every star in the difference; blurred by the Moffat of the wide stars' beta they cancel."""
+def _soft_pair(rng, hot_pixels=0):
+    """A soft wide plane (10.5 px Moffat stars, beta 3.5) and a sharp narrow one (3 px), with
+    ``hot_pixels`` in the narrow one's stars (its Load image); the faint stars in both, the bright
+    ones' cores and the hot pixels masked. (narrow, narrow_stars, wide, wide without stars), float32,
+    and the keywords match_wide needs."""
     h, w = 600, 800
     fn, fw = 3.0, 10.5
     field = ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 6) * 6 + ndimage.gaussian_filter(rng.normal(0, 1, (h, w)), 20) * 20
@@ -57,26 +57,50 @@ def test_the_narrow_images_stars_get_the_wide_stars_wings(rng):
     narrow_stars = narrow + _stars((h, w), xy, flux, fn)
     wide_sky = ndimage.gaussian_filter(nebula, fw / 2.3548) + rng.normal(0, 5e-5, (h, w))
     wide = wide_sky + _stars((h, w), xy, flux, fw)
-    bright = flux > 10 ** -0.5
     yy, xx = np.mgrid[0:h, 0:w]
     masks = np.zeros((h, w), bool)
-    for x, y in xy[bright]:
+    for x, y in xy[flux > 10 ** -0.5]:
         masks |= (xx - x) ** 2 + (yy - y) ** 2 < (1.5 * fw) ** 2  # the cores: the wings reach beyond
-    blur = math.sqrt(fw ** 2 - fn ** 2) / 2.3548
-    args = [a.astype(np.float32) for a in (narrow, wide)]
-    common = dict(narrow_stars=narrow_stars.astype(np.float32), difference_blur=blur, star_masks=masks)
-    gaussian = match_wide(*args, **common)
-    moffat = match_wide(*args, star_beta=3.5, **common)
+    hy, hx = rng.integers(2, h - 2, hot_pixels), rng.integers(2, w - 2, hot_pixels)
+    narrow_stars[hy, hx] += 0.5
+    masks[hy, hx] = True
+    masks = ndimage.binary_dilation(masks)  # StarRemove masks a hot pixel by its footprint
+    planes = [a.astype(np.float32) for a in (narrow, narrow_stars, wide, wide_sky)]
+    return planes, dict(difference_blur=math.sqrt(fw ** 2 - fn ** 2) / 2.3548, star_masks=masks)
+
+
+def _stars_left(result, starless, masks):
+    """What the stars leave of the difference at the model's scales: 16 px block means, outside the masks."""
+    d = result.difference.astype(np.float64) - starless.difference
+    return float(np.std(ndimage.uniform_filter(d, 16)[~masks]))
+
+
+def test_the_narrow_images_stars_get_the_wide_stars_wings(rng):
+    """Blurred by the Gaussian that matches the FWHMs, the narrow image's stars lack the soft wide
+    stars' wings, which are left around every star in the difference; blurred by the Moffat of the
+    wide stars' beta they cancel."""
+    (narrow, narrow_stars, wide, wide_sky), common = _soft_pair(rng)
+    gaussian = match_wide(narrow, wide, narrow_stars=narrow_stars, **common)
+    moffat = match_wide(narrow, wide, narrow_stars=narrow_stars, star_beta=3.5, **common)
     assert moffat.info["star_kernel"]["beta"] == 3.5 and "star_kernel" not in gaussian.info
     assert gaussian.info["check"].startswith("passed") and moffat.info["check"].startswith("passed")
-
-    starless = match_wide(args[0], wide_sky.astype(np.float32), narrow_stars=args[0], difference_blur=blur,
-                          star_masks=masks)
-
-    def left(r):  # what the stars leave at the model's scales: 16 px block means, outside the masks
-        return float(np.std(ndimage.uniform_filter(r.difference - starless.difference.astype(np.float64), 16)[~masks]))
-
+    starless = match_wide(narrow, wide_sky, narrow_stars=narrow, **common)
+    masks = common["star_masks"]
+    left_moffat, left_gaussian = _stars_left(moffat, starless, masks), _stars_left(gaussian, starless, masks)
     # measured: 1.8e-5 against 4.1e-5 (seeds 0-3: 0.32-0.43 of it)
-    assert left(moffat) < 0.5 * left(gaussian), (left(moffat), left(gaussian))
-    out_of_range = match_wide(*args, star_beta=20.0, **common)  # no wings measured: the Gaussian
-    assert "star_kernel" not in out_of_range.info
+    assert left_moffat < 0.5 * left_gaussian, (left_moffat, left_gaussian)
+    out_of_range = match_wide(narrow, wide, narrow_stars=narrow_stars, star_beta=20.0, **common)
+    assert "star_kernel" not in out_of_range.info  # no wings measured: the Gaussian
+
+
+def test_hot_pixels_are_not_blurred_into_star_wings():
+    """The narrow image with its stars also holds its hot pixels (StarRemove masks and fills them in
+    the starless image only): they are no stars, and are not spread into a wide star's wings, 20-30
+    px around their 3x3 masks. The same pair with and without 300 hot pixels."""
+    left = []
+    for hot in (0, 300):
+        (narrow, narrow_stars, wide, wide_sky), common = _soft_pair(np.random.default_rng(5), hot_pixels=hot)
+        starless = match_wide(narrow, wide_sky, narrow_stars=narrow, **common)
+        moffat = match_wide(narrow, wide, narrow_stars=narrow_stars, star_beta=3.5, **common)
+        left.append(_stars_left(moffat, starless, common["star_masks"]))
+    assert left[1] < 1.2 * left[0], left
