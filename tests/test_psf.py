@@ -34,6 +34,23 @@ def test_the_moffat_kernel_has_its_fwhm_and_sums_to_one(fwhm, beta):
         moffat_kernel(fwhm, 1.0)
 
 
+def test_moffat_blur_in_strips_is_the_whole_frame_convolution(rng):
+    """Strips of rows (memory) give the convolution of the whole frame mirrored at its borders,
+    added into a given frame in place."""
+    from scipy.signal import fftconvolve
+
+    plane = rng.random((1100, 700)).astype(np.float32)  # three strips
+    k = moffat_kernel(6.0, 3.0)
+    r = k.shape[0] // 2
+    whole = fftconvolve(np.pad(plane, r, mode="reflect"), k, mode="valid")
+    assert np.abs(moffat_blur(plane, 6.0, 3.0) - whole).max() < 1e-5
+    base = np.ones_like(plane)
+    out = moffat_blur(plane, 6.0, 3.0, add_to=base)
+    assert out is base and np.abs(out - 1 - whole).max() < 1e-5
+    tiny = rng.random((40, 30)).astype(np.float32)  # the kernel reaches past the frame: mirrored again
+    assert abs(float(moffat_blur(tiny, 12.0, 3.0).mean()) - float(tiny.mean())) < 0.02
+
+
 def test_moffat_blur_keeps_the_flux_and_the_shape(rng):
     plane = np.zeros((200, 300), np.float32)
     plane[100, 150] = 1.0
