@@ -25,8 +25,8 @@ from .joint_background import joint_background
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
 from .mmt import smooth
-from .register import GridSurface
 from .psf import moffat_blur
+from .register import GridSurface
 from .stars import fill_masked
 from .tone_curve import fit_tone_curve
 
@@ -520,20 +520,19 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
 
 def _without_hot_pixels(stars: np.ndarray, noise: float) -> np.ndarray:
     """The stars (H, W) StarRemove took out, without its hot pixels (set to 0 in place; ``noise``:
-    the image's pixel noise sigma): a pixel that holds most (70 %)
-    of the light of its 3x3 neighbourhood less its brightest neighbour (a hot pair's other pixel) is
-    no star (a star's central pixel holds under 55 % of it even at 1.2 px FWHM), if it is bright. Blurred to a wide
-    star's wings, a hot pixel's light spread 20-30 px around its small mask (hot pixels in both:
-    0.28 -> 0.32 % of sky)."""
+    the image's pixel noise sigma). A pixel 10 noise sigmas up that holds 70 % of the light of its
+    3x3 neighbourhood less its brightest neighbour (a hot pair's other pixel) is no star: a star's
+    central pixel holds under 55 % of it even at 1.2 px FWHM. Blurred to a wide star's wings, a hot
+    pixel's light spread 20-30 px around its small mask (hot pixels in both: 0.28 -> 0.32 % of sky)."""
     box = ndimage.uniform_filter(stars, 3, mode="nearest")
     box *= np.float32(9)
     ring = np.ones((3, 3), bool)
     ring[1, 1] = False
     box -= ndimage.maximum_filter(stars, footprint=ring, mode="nearest")
-    # and 10 noise sigmas up, or every positive noise pixel among negative neighbours would go and
-    # bias the stars low
     box *= np.float32(0.7)
     hot = stars > box
+    # the noise floor: else every positive noise pixel among negative neighbours (the masks hold
+    # noise too) would go and bias the stars low
     hot &= stars > np.float32(10 * noise)
     stars[hot] = 0  # in place: the caller's own difference of two frames
     return stars

@@ -184,10 +184,11 @@ def psf_shape(data: np.ndarray, max_stars: int = 300) -> tuple[float, float]:
     high-pass gave 0.8 px for stars of 18 px). Measured on the benchmark's registered wide images:
     6.7 px for 6.6, 8.7 for 8.8, 10.7 for 10.5, 18.7 for 18, 22.8 for 22.5.
 
-    Beta is that of a Moffat profile, I(r) = A (1 + r^2 / alpha^2)^-beta + C, fitted to the median
-    profile of the same stars out to 4 FWHM (each star divided by its peak; the median in each
-    half-pixel ring, so that neighbours and hot pixels do not count): small beta means bright wings,
-    large beta a Gaussian (beta 30, the upper bound, says no wings to measure).
+    Beta is that of a Moffat profile, I(r) = A (1 + r^2 / alpha^2)^-beta with alpha set by the
+    FWHM, fitted to the median profile of the same stars (the median in each half-pixel ring, so
+    that neighbours and hot pixels do not count; see :func:`_moffat_beta`): small beta means bright
+    wings, large beta a Gaussian (30, the upper bound: no wings); 0 from fewer than
+    MIN_BETA_STARS stars.
     """
     import sep
 
