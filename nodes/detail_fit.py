@@ -50,6 +50,7 @@ def run(ctx, inputs, params):
                         f"took the narrow image's stars from")
     skies = _wide_skies(inputs, n, params["linearize"])
     blur = difference_blur(n, w)
+    wide_beta = float(w.meta.get("psf_beta", 0) or 0) if params["star_wings"] == "measured" else 0.0
 
     def channel(c):
         return match_wide(n.data[c], wide[c], detail_sigma=params["detail_sigma"],
@@ -59,7 +60,7 @@ def run(ctx, inputs, params):
                           floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars,
                           wide_sky=skies[c] if skies else None, difference_blur=blur,
                           narrow_stars=None if full is None else full.data[c],
-                          star_beta=float(w.meta.get("psf_beta", 0) or 0) if params["star_wings"] == "measured" else 0.0)
+                          star_beta=wide_beta)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
