@@ -265,13 +265,10 @@ def _moffat_beta(plane: np.ndarray, objs, fwhm: float) -> float:
         values.append((cut[inner] - sky) / peak)
     if len(radii) < MIN_BETA_STARS:
         return 0.0
-    rr, vv = np.concatenate(radii), np.concatenate(values)
-    ring = (rr * 2).astype(np.int64)  # half-pixel rings
-    order = np.argsort(ring, kind="stable")
-    ring, vv = ring[order], vv[order]
-    cuts = np.flatnonzero(np.diff(ring)) + 1
-    r_ = (ring[np.r_[0, cuts]] + 0.5) / 2.0
-    p_ = np.array([np.median(g) for g in np.split(vv, cuts)])
+    ring = (np.concatenate(radii) * 2).astype(np.int64)  # half-pixel rings
+    index = np.unique(ring)
+    p_ = np.asarray(ndimage.median(np.concatenate(values), labels=ring, index=index))
+    r_ = (index + 0.5) / 2.0
     use = (r_ <= BETA_REACH_FWHM * fwhm) & (p_ > 0.01)
     if use.sum() < 4:
         return 0.0
