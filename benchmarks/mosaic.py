@@ -21,7 +21,6 @@ removing the median, % of sky).
 """
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -42,12 +41,6 @@ SCALE_ARCMIN = 3.5 / 60  # rcw32's narrow scale, arcmin per px
 OVERLAP = 0.25
 
 
-# make_pairs.py moves its faint stars by up to 0.3 texture px (1.2 narrow px here) with the seed, so
-# runs with other seeds put them in other places on the sky, which panels and a wide image of one sky
-# never do (a star left in both images would not cancel). Every image's stars come from one seed; each
-# panel's gradient and noise from its own.
-
-
 def write_like(path: Path, data: np.ndarray, header_from: Path):
     with fits.open(header_from) as hdul:
         fits.PrimaryHDU(data.astype(np.float32), hdul[0].header).writeto(path, overwrite=True)
@@ -55,7 +48,11 @@ def write_like(path: Path, data: np.ndarray, header_from: Path):
 
 def panels(work: Path, seed: int = 20):
     """Four panels (panel0-3.fits, gradients and noise of seeds seed+1 to seed+4) and one wide image,
-    all with the stars of ``seed``: (clean panel paths, wide path, sky level in e-)."""
+    all with the stars of ``seed``: (clean panel paths, wide path, sky level in e-).
+
+    make_pairs.py moves its faint stars by up to 0.3 texture px (1.2 narrow px here) with the seed,
+    so runs with other seeds put them in other places on the sky, which panels and a wide image of
+    one sky never do (a star left in both images would not cancel)."""
     dx = SIZE[0] * SCALE_ARCMIN * (1 - OVERLAP) / 2
     dy = SIZE[1] * SCALE_ARCMIN * (1 - OVERLAP) / 2
     geometry = ["--preset", "rcw32", "--narrow-size", str(SIZE[0]), str(SIZE[1]), "--narrow-rotation", "0"]
