@@ -170,6 +170,13 @@ class Bands:
         return float(np.std(n - slope * w)) / max(float(np.std(n)), 1e-12)
 
 
+def _centre_and_spread(values: np.ndarray) -> tuple[float, float]:
+    """The median of ``values`` (any shape) and their robust sigma (1.4826 x the median absolute
+    deviation; never 0)."""
+    centre = float(np.median(values))
+    return centre, 1.4826 * float(np.median(np.abs(values - centre))) + 1e-12
+
+
 # Residuals beyond this many robust sigmas are a local defect, not sky detail; at most this share of
 # a frame may be one: a bright trail rings over a wide strip at coarse bands (10-17 % of the pixels
 # at 8-16 px); more is a mismatch of the whole image, which the checks must see.
@@ -191,8 +198,7 @@ def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
 
     b = line()
     r = bands.narrow - b * bands.wide
-    centre = float(np.median(r[bands.ok]))
-    sigma = 1.4826 * float(np.median(np.abs(r[bands.ok] - centre))) + 1e-12
+    centre, sigma = _centre_and_spread(r[bands.ok])
     outlier = bands.ok & (np.abs(r - centre) > DEFECT_SIGMA * sigma)
     if outlier.any():
         defect = ndimage.binary_dilation(outlier, iterations=bands.reach) & bands.ok
@@ -226,8 +232,8 @@ def wide_only_detail(narrow: np.ndarray, wide: np.ndarray, sigma: float = 2.0) -
     far = []
     for plane in (narrow, wide):
         band = bandpass(downsample(plane, k), max(sigma / k, 1.0))
-        centre = float(np.median(band))
-        far.append(np.abs(band - centre) / (1.4826 * float(np.median(np.abs(band - centre))) + 1e-12))
+        centre, spread = _centre_and_spread(band)
+        far.append(np.abs(band - centre) / spread)
     marked = (far[1] > DEFECT_SIGMA) & (far[0] < QUIET_SIGMA)
     if marked.any():
         marked = ndimage.binary_dilation(marked, iterations=reach)
@@ -1039,8 +1045,7 @@ def local_defects(narrow: np.ndarray, wide: np.ndarray, slope: float, reject_hig
     k = _stride(narrow.shape)
     n, w = downsample(narrow, k), downsample(wide, k)
     r = bandpass(n - np.float32(slope) * w, max(sigma / k, 1.0))
-    centre = float(np.median(r))
-    spread = 1.4826 * float(np.median(np.abs(r - centre))) + 1e-12
+    centre, spread = _centre_and_spread(r)
     saturated = (n >= reject_high) | (w >= reject_high)
     marked = np.abs(r - centre) > DEFECT_SIGMA * spread
     reach = int(math.ceil(2 * sigma / k))
