@@ -630,7 +630,7 @@ def test_a_stretched_wide_image_is_linearized(medium_pair, clean_run, tmp_path, 
 
 
 def _faint_field_with_a_wide_trail(rng, trail_px):
-    """Starless 1200x900 planes of a faint field (one compact nebula, at most 1.3x the wide sky
+    """Starless 1200x900 planes of a faint field (one compact nebula, at most 0.22 of the wide sky
     above it, as LBN 438), the narrow one with a curved gradient; a trail ``trail_px`` px wide
     (0.05, 3300 e-) across the wide one (0 = none). (narrow, wide, the nebula), (H, W)."""
     h, w = 900, 1200
