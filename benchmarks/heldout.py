@@ -15,18 +15,11 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import (abe, asinh_stretch, hot_pixels, load_score, patch, rewrite, rung, run_graph,  # noqa: E402
-                     scene_tag, trail, vignette_profile)
+from quality import abe, load_score, modify, rung, run_graph, scene_tag  # noqa: E402
 from pairs import make_pair  # noqa: E402
 
 from msgr_nodes.executor import Executor  # noqa: E402
 
-# what is done to a pair afterwards: (file, function)
-CHANGES = {"trail": [("narrow.fits", trail)], "patch": [("narrow.fits", patch)],
-           "wide trail": [("wide.fits", trail)],
-           "vignette": [("wide.fits", lambda d: d * vignette_profile(d.shape[-2:]))],
-           "asinh": [("wide.fits", asinh_stretch)],
-           "hot": [("narrow.fits", hot_pixels(2000, 1)), ("wide.fits", hot_pixels(500, 2))]}
 SCENES = [
     ("ic410 soft 4 + trail", ["--texture", "ic410.png", "--seed", "61", "--wide-fwhm", "4"], ["trail"]),
     ("ic443 soft 3.5 + vignette", ["--texture", "ic443-vasey.png", "--seed", "62", "--wide-fwhm", "3.5"],
@@ -52,9 +45,8 @@ def prepare(workdir: Path, tag: str, args: list, changes: list) -> Path:
     pair = workdir / tag
     if not (pair / "truth.json").is_file():
         shutil.copytree(base, pair, dirs_exist_ok=True)
-        for change in changes:
-            for name, fn in CHANGES[change]:
-                rewrite(pair / name, fn)
+        for change in changes:  # quality.py's modifiers, one after the other
+            modify(pair, change)
     return pair
 
 

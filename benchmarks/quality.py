@@ -194,6 +194,32 @@ def vignette_profile(shape):
     return 1 - 0.35 * ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (0.5 * np.hypot(w, h)) ** 2
 
 
+def modify(out, modifier):
+    """Do ``modifier`` (a name of the scenes' third column) to the pair in the folder ``out``, in place."""
+    if modifier in ("trail", "patch"):
+        rewrite(out / "narrow.fits", trail if modifier == "trail" else patch)
+    elif modifier == "wide trail":  # the same trail across the wide frame (3 narrow px there)
+        rewrite(out / "wide.fits", trail)
+    elif modifier == "hot":  # 2000 in the 3 Mpx narrow image, 500 in the wide one
+        rewrite(out / "narrow.fits", hot_pixels(2000, 1))
+        rewrite(out / "wide.fits", hot_pixels(500, 2))
+    elif modifier == "borders":  # both stacks uncropped: the narrow's left and top, the wide's right and bottom
+        rewrite(out / "narrow.fits", black_borders(80, 50))
+        rewrite(out / "wide.fits", black_borders(-40, -30))
+    elif modifier == "vignette":  # the whole wide image (sky, nebula, stars) is dimmed; the truth
+        for name in ("wide.fits",):  # of the narrow image does not change
+            rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
+    elif modifier in STRETCHES:  # a wide image given stretched; its linear one is kept for the floor
+        shutil.copy(out / "wide.fits", out / "wide_linear.fits")
+        rewrite(out / "wide.fits", STRETCHES[modifier])
+    elif modifier == "ghost":
+        rewrite(out / "wide.fits", ghost)
+    elif modifier == "crop":  # the wide image's right 38 % cut off: it covers about 70 % of the narrow frame
+        for name in FILES[4:]:
+            data, header = fits.getdata(out / name), fits.getheader(out / name)
+            fits.writeto(out / name, data[..., :int(0.62 * data.shape[-1])].copy(), header, overwrite=True)
+
+
 def prepare(workdir, tag, args, modifier, extra):
     """The scene's pair folder: generated, then modified (a copy, so the base pair stays)."""
     if modifier == "colour":
@@ -214,28 +240,7 @@ def prepare(workdir, tag, args, modifier, extra):
     out = workdir / tag
     if not (out / "truth.json").is_file():
         shutil.copytree(base, out, dirs_exist_ok=True)
-        if modifier in ("trail", "patch"):
-            rewrite(out / "narrow.fits", trail if modifier == "trail" else patch)
-        elif modifier == "wide trail":  # the same trail across the wide frame (3 narrow px there)
-            rewrite(out / "wide.fits", trail)
-        elif modifier == "hot":  # 2000 in the 3 Mpx narrow image, 500 in the wide one
-            rewrite(out / "narrow.fits", hot_pixels(2000, 1))
-            rewrite(out / "wide.fits", hot_pixels(500, 2))
-        elif modifier == "borders":  # both stacks uncropped: the narrow's left and top, the wide's right and bottom
-            rewrite(out / "narrow.fits", black_borders(80, 50))
-            rewrite(out / "wide.fits", black_borders(-40, -30))
-        elif modifier == "vignette":  # the whole wide image (sky, nebula, stars) is dimmed; the truth
-            for name in ("wide.fits",):  # of the narrow image does not change
-                rewrite(out / name, lambda d: d * vignette_profile(d.shape[-2:]))
-        elif modifier in STRETCHES:  # a wide image given stretched; its linear one is kept for the floor
-            shutil.copy(out / "wide.fits", out / "wide_linear.fits")
-            rewrite(out / "wide.fits", STRETCHES[modifier])
-        elif modifier == "ghost":
-            rewrite(out / "wide.fits", ghost)
-        elif modifier == "crop":  # the wide image's right 38 % cut off: it covers about 70 % of the narrow frame
-            for name in FILES[4:]:
-                data, header = fits.getdata(out / name), fits.getheader(out / name)
-                fits.writeto(out / name, data[..., :int(0.62 * data.shape[-1])].copy(), header, overwrite=True)
+        modify(out, modifier)
     return out
 
 
