@@ -1149,11 +1149,24 @@ def _plane_through(values: np.ndarray, where: np.ndarray, block: int, shape: tup
 def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4, inplace: bool = False) -> np.ndarray:
     """``plane`` (H, W) with its masked pixels replaced by their surroundings, filled on block means of
     ``block`` px: the difference goes on to LargeScales, which keeps only scales far above that, so
-    the fill needs no finer detail (and costs a sixteenth of a full-resolution one)."""
-    coarse = downsample(plane, block)
+    the fill needs no finer detail (and costs a sixteenth of a full-resolution one).
+
+    A block's mean is that of its pixels outside the mask, and only blocks with fewer than a quarter
+    of such pixels are filled from around them. A block with any masked pixel was filled as a whole
+    before: in a dense star field (masks on 55 % of the Eta Carinae frame) that left the gaps between
+    the stars out and filled from far off, 7.6 % of sky wrong inside the masks on a smooth gradient
+    (0.67 now); under M42's large masks 0.91 (0.29)."""
+    h, w = plane.shape[0] // block * block, plane.shape[1] // block * block
+    total = np.zeros((h // block, w // block), np.float64)
+    count = np.zeros(total.shape, np.float32)
+    for i in range(block):  # the blocks' (i, j) pixels, a sixteenth of the frame at a time
+        for j in range(block):
+            free = ~mask[i:h:block, j:w:block]
+            total += np.where(free, plane[i:h:block, j:w:block], np.float32(0))
+            count += free
+    coarse = (total / np.maximum(count, 1)).astype(np.float32)
     hc, wc = coarse.shape
-    cmask = downsample(mask[:hc * block, :wc * block], block) > 0  # block means of a bool: no float copy
-    filled = fill_masked(coarse, cmask)
+    filled = fill_masked(coarse, count < np.float32(block * block / 4))
     out = plane if inplace else plane.copy()
     ys, xs = np.nonzero(mask)
     out[ys, xs] = filled[np.minimum(ys // block, hc - 1), np.minimum(xs // block, wc - 1)]
