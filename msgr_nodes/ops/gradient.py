@@ -1159,7 +1159,9 @@ def fill_coarse(plane: np.ndarray, mask: np.ndarray, block: int = 4, inplace: bo
     h, w = plane.shape[0] // block * block, plane.shape[1] // block * block
     total = np.zeros((h // block, w // block), np.float64)
     count = np.zeros(total.shape, np.float32)
-    for i in range(block):  # the blocks' (i, j) pixels, a sixteenth of the frame at a time
+    # abe.downsample's loop over the blocks' (i, j) pixels, with the mask: downsample of a masked copy
+    # would hold a second full frame per channel at DetailFit's peak
+    for i in range(block):
         for j in range(block):
             free = ~mask[i:h:block, j:w:block]
             total += np.where(free, plane[i:h:block, j:w:block], np.float32(0))

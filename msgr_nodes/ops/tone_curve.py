@@ -102,7 +102,7 @@ def fit_tone_curve(narrow: np.ndarray, wide: np.ndarray, ok: np.ndarray, sigmas:
         # hot pixels; 0.13 both, filled). Both, so that what a band carries from a region left out
         # that both images hold (a stretched nebula's bright parts, which the checks before the
         # curve leave out) stays alike in the two.
-        narrow, wide = fill_masked(np.stack([narrow, wide]).astype(np.float32), ~ok)
+        narrow, wide = fill_masked(np.stack([narrow, wide]).astype(np.float32, copy=False), ~ok)
     powers = [((wide - lo) / span) ** k for k in range(1, degree + 1)]
     bands = []
     for s in sigmas:
