@@ -17,7 +17,7 @@ def run(ctx, inputs, params):
                   unbalance=params["unbalance"], degree=params["degree"], method=params["method"],
                   smoothing=params["smoothing"], use_brightness_limits=params["use_brightness_limits"],
                   min_background=params["min_background"], max_background=params["max_background"],
-                  passes=params["passes"])
+                  passes=params["passes"], vignetting=params["vignetting"])
     models = np.empty_like(img.data)
     stats = []
     boxes = []
@@ -36,6 +36,9 @@ def run(ctx, inputs, params):
                      f"box size or separation, or raise deviation")
         models[c] = surf.evaluate()
         stats.append(st)
+        if st.get("falloff"):
+            ctx.progress(c / img.channels, f"channel {c + 1}: a radial falloff of {100 * st['falloff']:.0f} % at the "
+                                           f"corners fitted (vignetting)")
         boxes.append({**samples.to_meta(), "degree": p.degree})
         ctx.progress((c + 1) / img.channels, f"channel {c + 1}: {st['boxes_used']} of {st['boxes']} boxes")
     negative = int((models <= 0).sum())
@@ -60,7 +63,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="ABE", version=4, category="Background",
+    type="ABE", version=5, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Where the image has no data (constant patches: an uncropped stack's black borders) "
@@ -97,6 +100,12 @@ SPEC = NodeSpec(
         Param(name="passes", kind="int", default=1, help="polynomial: 2 = fit again on the boxes with the first model "
               "taken out, so that which boxes count as sky does not depend on the gradient's curvature (better where "
               "fine nebula fills much of a wide field; the stock graphs use 2 on the wide image)", min=1, max=2),
+        Param(name="vignetting", kind="bool", default=False, help="polynomial: the surface may be multiplied by a "
+              "lens's radial falloff about the frame's centre, 1 - k r^2 (r in half-diagonals, k fitted up to 0.9): a "
+              "vignetting wide lens without flats dims the sky and its gradient together, which a low degree cannot "
+              "follow. Kept only where it predicts held-out sample boxes at least twice as well and dims the corners "
+              "by 15 % or more (a bright nebula in the middle of the frame looks like a weak falloff); msgr_additive "
+              "uses it on the wide image"),
         Param(name="use_brightness_limits", kind="bool", default=False, help="only sample pixels in [min_background, max_background]",
               advanced=True),
         Param(name="min_background", kind="float", default=0.0, help="lower brightness limit", min=0.0, max=1.0, advanced=True),
