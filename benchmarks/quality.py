@@ -82,6 +82,8 @@ IMPERFECT = [
      None),
     ("rcw32 seed 26 (as is)", ["--preset", "rcw32", "--seed", "26"], None),
     ("vignetted wide -35 %", ["--preset", "rcw32", "--seed", "26"], "vignette"),
+    # the same lens under twice the light pollution: the lens dims the wide image's gradient too
+    ("vignetted wide -35 %, x2", ["--preset", "rcw32", "--seed", "26", "--gradient-strength", "2"], "vignette"),
     ("trail in narrow", ["--preset", "rcw32", "--seed", "26"], "trail"),
     ("trail in wide", ["--preset", "rcw32", "--seed", "26"], "wide trail"),
     ("saturated patch", ["--preset", "rcw32", "--seed", "26"], "patch"),
