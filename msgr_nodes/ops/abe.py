@@ -199,7 +199,7 @@ class Surface:
         self.kind, self.shape, self.coef, self.degree, self.rbf = kind, shape, coef, degree, rbf
         self.falloff = float(falloff)
 
-    def vignetting(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def falloff_factor(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The falloff factor (1 - k r^2) at pixels (x, y) (arrays of one shape)."""
         rx, ry = _radius2(np.asarray(x, np.float64), np.asarray(y, np.float64), self.shape)
         return 1.0 - self.falloff * (rx + ry)
@@ -207,7 +207,7 @@ class Surface:
     def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if self.kind == "polynomial":
             values = polynomial_design(x, y, self.shape, self.degree) @ self.coef
-            return values * self.vignetting(x, y) if self.falloff else values
+            return values * self.falloff_factor(x, y) if self.falloff else values
         pts = np.stack([_norm(x, self.shape[1]), _norm(y, self.shape[0])], 1)
         return self.rbf(pts)
 
@@ -427,8 +427,8 @@ def _with_falloff(s: BoxSamples, surf: Surface, stats: dict, sky: np.ndarray, sh
     (1 - k r^2, :func:`_fit_falloff`), so that the boxes kept as sky are chosen by a surface that
     can follow a vignetted gradient, and kept only where it predicts held-out boxes better than
     ``surf`` (the polynomial alone, fitted on the boxes ``sky``; :func:`_held_out_error`,
-    FALLOFF_GAIN, FALLOFF_MIN_SKY, FALLOFF_MIN). The falloff of a flat sky is a term of degree 2 (r^2): only a
-    gradient's dimmed edges tell it apart."""
+    FALLOFF_GAIN, FALLOFF_MIN_SKY, FALLOFF_MIN). The falloff of a flat sky is a term of degree 2
+    (r^2): only a gradient's dimmed edges tell it apart."""
     stats = {**stats, "falloff": 0.0}
     try:
         fitted, fitted_stats, fitted_sky = _fit_passes(s, shape, p, falloff=True)
