@@ -104,8 +104,9 @@ SPEC = NodeSpec(
               "lens's radial falloff about the frame's centre, 1 - k r^2 (r in half-diagonals, k fitted up to 0.9): a "
               "vignetting wide lens without flats dims the sky and its gradient together, which a low degree cannot "
               "follow. Kept only where it predicts held-out sample boxes at least twice as well and dims the corners "
-              "by 15 % or more (a bright nebula in the middle of the frame looks like a weak falloff); the stock graphs "
-              "msgr_additive and msgr_cascade use it on their widest image"),
+              "by 15 % or more. Off in the stock graphs: a bright nebula in the middle of a wide frame under a strong "
+              "gradient can pass both tests and be taken for a falloff; turn it on for a wide image from a lens "
+              "that vignettes, without flats"),
         Param(name="use_brightness_limits", kind="bool", default=False, help="only sample pixels in [min_background, max_background]",
               advanced=True),
         Param(name="min_background", kind="float", default=0.0, help="lower brightness limit", min=0.0, max=1.0, advanced=True),
