@@ -464,7 +464,7 @@ def _held_out_error(s: BoxSamples, train: np.ndarray, shape: tuple[int, int], de
             return float("inf")
         pred = _fit("polynomial", s, fit_on, shape, degree, 0, vignetting).at(s.x[test], s.y[test])
         errors.append(float(1.4826 * np.median(np.abs(s.value[test] - pred))))
-    return float(np.mean(errors))
+    return float(np.mean(errors)) if errors else float("inf")
 
 
 def _fit_staged(s: BoxSamples, shape: tuple[int, int], p: ABEParams,
@@ -605,23 +605,19 @@ def choose_degree(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = Non
     folds = _spatial_folds(samples, plane.shape)
     errors = {}
     for d in degrees:
-        per_fold = []
-        for f in np.unique(folds[sky]):
-            test = sky & (folds == f)
-            if d == 0:
-                train = sky & (folds != f)
-                if not train.any():
-                    continue
-                pred = np.full(int(test.sum()), np.median(samples.value[train]))
-            else:
-                train = fitted[d] & (folds != f) if d in fitted else None
-                if train is None or train.sum() < max(3 * len(_terms(d)), 12):
-                    per_fold = []
-                    break
-                pred = _fit("polynomial", samples, train, plane.shape, d, 0).at(samples.x[test], samples.y[test])
-            per_fold.append(float(1.4826 * np.median(np.abs(samples.value[test] - pred))))
-        if per_fold:
-            errors[d] = float(np.mean(per_fold))
+        if d == 0:
+            per_fold = []
+            for f in np.unique(folds[sky]):
+                test, train = sky & (folds == f), sky & (folds != f)
+                if train.any():
+                    pred = np.median(samples.value[train])
+                    per_fold.append(float(1.4826 * np.median(np.abs(samples.value[test] - pred))))
+            if per_fold:
+                errors[d] = float(np.mean(per_fold))
+        elif d in fitted:
+            error = _held_out_error(samples, fitted[d], plane.shape, d, False, sky)
+            if np.isfinite(error):  # a region left too few boxes for this many terms
+                errors[d] = error
     return simplest_degree(errors), {"cv_error": errors, "boxes_used": int(sky.sum())}
 
 
