@@ -430,11 +430,13 @@ def _with_falloff(s: BoxSamples, surf: Surface, stats: dict, sky: np.ndarray, sh
     FALLOFF_GAIN, FALLOFF_MIN_SKY, FALLOFF_MIN). The falloff of a flat sky is a term of degree 2
     (r^2): only a gradient's dimmed edges tell it apart."""
     stats = {**stats, "falloff": 0.0}
+    if sky.sum() < FALLOFF_MIN_SKY:  # known before the second fit: no need to make it
+        return surf, stats
     try:
         fitted, fitted_stats, fitted_sky = _fit_passes(s, shape, p, falloff=True)
     except MsgrError:
         return surf, stats
-    if fitted.falloff < FALLOFF_MIN or min(int(sky.sum()), int(fitted_sky.sum())) < FALLOFF_MIN_SKY:
+    if fitted.falloff < FALLOFF_MIN or fitted_sky.sum() < FALLOFF_MIN_SKY:
         return surf, stats
     # judged on the boxes either fit takes for sky: on every usable box (as choose_degree), a nebula
     # over most of a wide frame decides the error, and it could not tell a -35 % lens from none
