@@ -107,6 +107,13 @@ def _moffat_stars(shape, xs, ys, fluxes, fwhm, beta=3.5, max_radius=40) -> np.nd
     return img
 
 
+def vignette(d, depth=0.6):
+    """``d`` (H, W) through a fast lens without flats: 1 at the centre, 1 - depth in the corners."""
+    h, w = d.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    return d * (1 - depth * ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (0.5 * np.hypot(w, h)) ** 2)
+
+
 def _unit_coords(shape):
     """Pixel offsets from the frame centre divided by half the diagonal (corners at radius 1)."""
     ny, nx = shape

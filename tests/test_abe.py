@@ -10,7 +10,7 @@ from msgr_nodes.image import Image
 from msgr_nodes.ops.abe import ABEParams, fit_background
 from msgr_nodes.context import RunContext
 from msgr_nodes.stock import stock_graph
-from synthpair import _moffat_stars, _observe, _texture, _unit_coords
+from synthpair import _moffat_stars, _observe, _texture, _unit_coords, vignette
 
 
 def _rms_pct(model, grad, sky):
@@ -265,13 +265,6 @@ def test_the_stock_graphs_wide_abe_keeps_the_sky_seen_through_gaps_in_a_nebula()
 
 
 
-def _falloff(shape, depth):
-    """A fast lens's vignetting: 1 at the centre, 1 - depth in the corners (H, W)."""
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    return 1 - depth * ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (0.5 * np.hypot(w, h)) ** 2
-
-
 def _wide_field(seed, shape=(900, 1200), sky_e=1000.0):
     """A wide-field frame (H, W) in [0, 1] (electrons / 65535): a nebula, 3000 Moffat stars, a strong
     light-pollution gradient (a ramp and a glow from beyond a corner, 0.6-1.6 x the sky) and shot and
@@ -295,11 +288,10 @@ def test_a_vignetting_lens_is_modelled_with_the_gradient_it_dims():
     polynomial. Without vignetting, no falloff is found and the model is the polynomial's."""
     data, background = _wide_field(3)
     sky = float(np.median(background))
-    profile = _falloff(data.shape, 0.35)
     middle = (slice(300, 600), slice(400, 800))
     p = dict(degree=2, unbalance=8.0, passes=2)  # the stock graphs' wide ABE
-    vignetted = (data * profile).astype(np.float32)
-    truth = background * profile
+    vignetted = vignette(data, 0.35).astype(np.float32)
+    truth = vignette(background, 0.35)
     plain, _ = fit_background(vignetted, ABEParams(**p))
     fitted, st = fit_background(vignetted, ABEParams(**p, vignetting=True))
     assert st["falloff"] == pytest.approx(0.35, abs=0.04)

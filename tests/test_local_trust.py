@@ -11,7 +11,7 @@ from scipy import ndimage
 from msgr_nodes.ops.gradient import large_scales, match_wide
 from msgr_nodes.ops.local_trust import fit_gain, measure_tiles, uncovered, wide_only_regions
 from pairrun import check_history, run_recommended, score_pair
-from synthpair import make_pair
+from synthpair import make_pair, vignette
 
 
 def _score(pair, image_path):
@@ -41,13 +41,6 @@ def ghost(d):
     ring, width = 0.05 * w, 0.012 * w
     shape = np.exp(-0.5 * ((r - ring) / width) ** 2) + 0.5 * np.exp(-0.5 * (r / (0.6 * ring)) ** 2)
     return np.clip(d + 0.3 * 900 / 65535 * shape, 0, 1)
-
-
-def vignette(d, depth=0.6):
-    """A fast lens without flats: 1 at the centre, 1 - depth in the corners."""
-    h, w = d.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    return d * (1 - depth * ((xx - (w - 1) / 2) ** 2 + (yy - (h - 1) / 2) ** 2) / (0.5 * np.hypot(w, h)) ** 2)
 
 
 # ---------------------------------------------------------------------------- the parts, fast
