@@ -143,7 +143,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=15, category="Multiscale",
+    type="DetailFit", version=16, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -164,7 +164,9 @@ SPEC = NodeSpec(
          "cannot find (a soft image's detection limit is shallower) cancel instead of being taken for sky; "
          "the narrow image's stars are blurred to the wide stars' profile, wings included (star_wings). "
          "The fit checks itself: if the wide image explains the "
-         "narrow one's detail poorly the large-scale slope is used (the plain additive model), and if it "
+         "narrow one's detail with no two detail scales agreeing on the slope, the slope of the band that "
+         "explains it best is used (the plain additive model; the large-scale slope where none explains it "
+         "well), and if it "
          "explains none of it its detail is not used: where it still sees the same large-scale sky, the "
          "difference is then a polynomial background of the narrow image fitted jointly with the wide image's "
          "large scales (which take the nebula; through a cubic tone curve where that explains the narrow "
@@ -206,7 +208,8 @@ SPEC = NodeSpec(
               "image's fine detail, else the wide image does not explain it and the fit falls back",
               min=0.0, max=10.0),
         Param(name="fallback_threshold", kind="float", default=0.5, help="above this share of unexplained detail nothing is subtracted "
-              "(between detail_threshold and this, the large-scale slope is used)", min=0.0, max=10.0),
+              "at the large-scale slope (below it, where no detail scale is stable, the plain additive model is used)",
+              min=0.0, max=10.0),
         Param(name="slope", kind="float", default=0.0, min=0.0, max=1000.0, advanced=True,
               help="0: measure b; > 0: use this b once the checks accept the wide image (mosaics: one slope for "
               "every panel, e.g. the median of their measured ones, which msgr-nodes batch reports)"),
