@@ -28,12 +28,21 @@ def run(ctx, inputs, params):
             ctx.progress(c / img.channels, f"channel {c + 1}: degree {p.degree} chosen by cross-validation")
         elif params["degree"] == 0:
             p.degree = 4  # rbf: the polynomial stages before the surface
-        surf, st = fit_background(img.data[c], p, excl, samples)
+        # with vignetting off, the falloff is tried all the same: the user knows whether the image was
+        # flat-fielded, which the boxes cannot tell from a bright nebula in the frame's middle
+        surf, st = fit_background(img.data[c], p, excl, samples, probe_falloff=True)
         st["degree"] = p.degree
         if "stopped_at" in st:
             ctx.warn(f"channel {c + 1}: the rejection left too few boxes for the surface asked for; the model "
                      f"stopped at {st['stopped_at']} on {st['boxes_used']} of {st['boxes']} boxes: lower the "
                      f"box size or separation, or raise deviation")
+        if st.get("falloff_seen"):
+            plain_error, falloff_error = st["falloff_cv"]
+            ctx.warn(f"channel {c + 1}: the background dims towards the corners as through a lens without flats "
+                     f"(a radial falloff of {100 * st['falloff_seen']:.0f} % at the corners predicts held-out sample "
+                     f"boxes {plain_error / falloff_error:.1f}x better than the polynomial alone); not used, as "
+                     f"vignetting is off: if this image was not flat-fielded, set {ctx.node_id}.vignetting on (a bright "
+                     f"nebula in the frame's middle can look the same)")
         models[c] = surf.evaluate()
         stats.append(st)
         if st.get("falloff"):
@@ -63,7 +72,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="ABE", version=5, category="Background",
+    type="ABE", version=6, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Where the image has no data (constant patches: an uncropped stack's black borders) "
@@ -106,7 +115,8 @@ SPEC = NodeSpec(
               "follow. Kept only where it predicts held-out sample boxes at least twice as well and dims the corners "
               "by 15 % or more. Off in the stock graphs: a bright nebula in the middle of a wide frame under a strong "
               "gradient can pass both tests and be taken for a falloff; turn it on for a wide image from a lens "
-              "that vignettes, without flats"),
+              "that vignettes, without flats. Off, the falloff is still tried, and a warning says where it would "
+              "have been kept"),
         Param(name="use_brightness_limits", kind="bool", default=False, help="only sample pixels in [min_background, max_background]",
               advanced=True),
         Param(name="min_background", kind="float", default=0.0, help="lower brightness limit", min=0.0, max=1.0, advanced=True),

@@ -198,15 +198,17 @@ def test_boxes_are_known_for_their_own_model_only(medium_pair):
                            np.linspace(0, 0.01, 2 * data.shape[1])[None, :])
 
 
-def _stock_wide_abe(plane):
+def _stock_wide_abe(plane, warnings=None):
     """The ABE node with msgr_additive's settings for the wide image on one plane (H, W): its model
-    (float64, (H, W)) and its statistics."""
+    (float64, (H, W)) and its statistics; ``warnings``, a list, receives the node's warnings."""
     g = Graph()
     g.add_node("ABE", "abe", json.loads(stock_graph("msgr_additive").read_text())["nodes"]["abe"]["params"])
     spec = g.spec("abe")
     ctx = RunContext("abe")
     out = spec.run(ctx, {"image": Image(plane.astype(np.float32)[None])},
                    spec.effective_params(g.nodes["abe"].params))
+    if warnings is not None:
+        warnings.extend(ctx.warnings)
     return out["model"].data[0].astype(np.float64), ctx.metadata["channels"][0]
 
 
@@ -304,3 +306,21 @@ def test_a_vignetting_lens_is_modelled_with_the_gradient_it_dims():
     flat, st = fit_background(data.astype(np.float32), ABEParams(**p, vignetting=True))
     assert st["falloff"] == 0.0
     assert np.array_equal(flat.evaluate(), unvignetted)
+
+
+def test_the_stock_graphs_wide_abe_suggests_vignetting_where_a_lens_falloff_fits():
+    """With ``vignetting`` off (the stock graphs), ABE still tries the falloff and, where it would
+    have been kept, says so and names the setting; the model stays the polynomial's, bit for bit.
+    Through a lens that vignettes by 35 %: the suggestion (the falloff leaves 0.56 % of sky over
+    the middle third, the polynomial 1.35); the same frame flat-fielded: none."""
+    data, _ = _wide_field(3)
+    vignetted = vignette(data, 0.35).astype(np.float32)
+    warned = []
+    model, st = _stock_wide_abe(vignetted, warned)
+    assert st["falloff_seen"] == pytest.approx(0.35, abs=0.04) and "falloff" not in st
+    assert any("abe.vignetting on" in w and "radial falloff of 3" in w for w in warned), warned
+    plain, _ = fit_background(vignetted, ABEParams(degree=2, unbalance=8.0, passes=2))
+    assert np.array_equal(model, plain.evaluate().astype(np.float64))
+    quiet = []
+    _, st = _stock_wide_abe(data.astype(np.float32), quiet)
+    assert "falloff_seen" not in st and not quiet, quiet

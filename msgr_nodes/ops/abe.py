@@ -345,19 +345,21 @@ def _sky_boxes(s: BoxSamples, surf: Surface, centre_of: np.ndarray, p: ABEParams
 
 
 def fit_background(plane: np.ndarray, p: ABEParams, mask: np.ndarray | None = None,
-                   samples: BoxSamples | None = None) -> tuple[Surface, dict]:
+                   samples: BoxSamples | None = None, probe_falloff: bool = False) -> tuple[Surface, dict]:
     """Fit the background of one plane (H, W). Returns the surface and statistics.
 
     ``samples`` are the plane's boxes from :func:`sample_boxes` with the same ``p`` and ``mask``,
     when the caller has them already (several fits of one plane). A polynomial of degree 0 is a
     constant, the median of the kept boxes: what ``degree: auto`` gives a frame without gradient.
     Where the rejection would leave fewer boxes than the surface needs, the last selection with
-    enough boxes is kept and ``stopped_at`` in the statistics says at which surface it stopped."""
+    enough boxes is kept and ``stopped_at`` in the statistics says at which surface it stopped.
+    ``probe_falloff``: see :func:`fit_samples`."""
     s = sample_boxes(plane, p, mask) if samples is None else samples
-    return fit_samples(s, plane.shape, p)
+    return fit_samples(s, plane.shape, p, probe_falloff)
 
 
-def fit_samples(s: BoxSamples, shape: tuple[int, int], p: ABEParams) -> tuple[Surface, dict]:
+def fit_samples(s: BoxSamples, shape: tuple[int, int], p: ABEParams,
+                probe_falloff: bool = False) -> tuple[Surface, dict]:
     """:func:`fit_background` on boxes sampled already, of a plane of ``shape`` (H, W): the surface
     and its statistics. The boxes' values may have been mapped since (a tone curve), as long as sky
     stays darker than structure.
@@ -371,10 +373,18 @@ def fit_samples(s: BoxSamples, shape: tuple[int, int], p: ABEParams) -> tuple[Su
     wide field (the stock graphs' wide image); on broad, smooth glows, which look like gradient to
     either pass, the second lets a little more of them in, so 1 is the default. ``passes`` in the
     statistics says how many were used (1 also where the second would stop at a lower degree, and
-    for a constant or a thin-plate surface)."""
+    for a constant or a thin-plate surface).
+
+    With ``probe_falloff`` and ``p.vignetting`` off, the falloff is tried all the same and the
+    surface stays the polynomial's: ``falloff_seen`` (k) and ``falloff_cv`` in the statistics say
+    that a lens's falloff would have been kept, for the caller to suggest ``vignetting``."""
     surf, stats, sky = _fit_passes(s, shape, p)
-    if p.vignetting and surf.kind == "polynomial" and surf.degree > 0:
-        surf, stats = _with_falloff(s, surf, stats, sky, shape, p)
+    if (p.vignetting or probe_falloff) and surf.kind == "polynomial" and surf.degree > 0:
+        fitted, fitted_stats = _with_falloff(s, surf, stats, sky, shape, p)
+        if p.vignetting:
+            return fitted, fitted_stats
+        if fitted_stats["falloff"]:
+            stats = {**stats, "falloff_seen": fitted_stats["falloff"], "falloff_cv": fitted_stats["falloff_cv"]}
     return surf, stats
 
 
