@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import (STRETCHES, abe, load_score, modify, rung, run_graph, scene_tag, truth_wide,  # noqa: E402
-                     vignette_profile)
+from quality import abe, load_score, modify, rung, run_graph, scene_tag, truth_wide  # noqa: E402
 from pairs import make_pair  # noqa: E402
 
 from msgr_nodes.executor import Executor  # noqa: E402
@@ -77,9 +76,7 @@ def main():
         best, degree = min(runs)
         path, _, check = run_graph("msgr_additive.json", pair, out, ex)
         ours = score_mod.score(score_mod.load(path), pair, sky)["resid_rms"] if path else float("nan")
-        stretch = next((STRETCHES[c] for c in changes if c in STRETCHES), None)  # a wide image given stretched
-        lens = vignette_profile if "vignette" in changes else None
-        floor_path, _, _ = run_graph("msgr_additive.json", truth_wide(pair, out, stretch, lens), out / "truth_wide", ex)
+        floor_path, _, _ = run_graph("msgr_additive.json", truth_wide(pair, out, changes), out / "truth_wide", ex)
         floor = score_mod.score(score_mod.load(floor_path), pair, sky)["resid_rms"] if floor_path else float("nan")
         perfect = score_mod.score(narrow - score_mod.load(pair / "narrow_gradient.fits"), pair, sky)["resid_rms"]
         print(f"| {scene} | {uncorrected:.2f} | {best:.2f} (degree {degree}) | **{ours:.2f}** | {best / ours:.1f}x "

@@ -249,12 +249,12 @@ def prepare(workdir, tag, args, modifier, extra):
     return out
 
 
-def truth_wide(pair, out, stretch=None, lens=None):
-    """The pair with the truth's gradient-free wide image (wide - its injected gradient, then
-    ``stretch`` where the scene's wide image is given stretched; divided first by ``lens``, a
-    function of the (H, W) shape giving the falloff the scene's wide image went through, where it
-    was vignetted): the floor of what the graph can reach when the wide image has no background of
-    its own."""
+def truth_wide(pair, out, modifiers=()):
+    """The pair with the truth's gradient-free wide image (wide - its injected gradient; divided
+    first by the lens's falloff where ``modifiers``, the scene's modifiers of :func:`modify`,
+    vignetted it, and stretched again where they gave it stretched): the floor of what the graph can
+    reach when the wide image has no background of its own."""
+    stretch = next((STRETCHES[m] for m in modifiers if m in STRETCHES), None)
     folder = out / "truth_wide"
     folder.mkdir(exist_ok=True)
     for name in FILES + ["truth.json"]:
@@ -262,8 +262,8 @@ def truth_wide(pair, out, stretch=None, lens=None):
             shutil.copy(pair / name, folder / name)
     linear = pair / ("wide_linear.fits" if stretch else "wide.fits")
     w, g = fits.getdata(linear).astype(np.float64), fits.getdata(pair / "wide_gradient.fits")
-    if lens is not None:
-        w = w / lens(w.shape[-2:])
+    if "vignette" in modifiers:
+        w = w / vignette_profile(w.shape[-2:])
     free = np.where(w == 0, 0, w - g)  # an uncropped stack's black borders stay black: no data
     fits.writeto(folder / "wide.fits", (stretch or (lambda d: d))(free).astype(np.float32),
                  fits.getheader(pair / "wide.fits"), overwrite=True)
@@ -425,8 +425,7 @@ def main():
             # the injected gradient itself subtracted: what the scorer gives a perfect additive
             # correction (gain_spread's own floor on noisy scenes)
             row["perfect"] = score_mod.score(narrow - score_mod.load(pair / "narrow_gradient.fits"), pair, sky)
-            floor_pair = truth_wide(pair, out, STRETCHES.get(modifier),
-                                    vignette_profile if modifier == "vignette" else None)
+            floor_pair = truth_wide(pair, out, [modifier] if modifier else [])
             path, _, _ = run_graph("msgr_additive.json", floor_pair, out / "truth_wide", ex)
             row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
         if not a.keep_images:
