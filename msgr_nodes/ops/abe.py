@@ -100,6 +100,22 @@ def downsample(plane: np.ndarray, f: float) -> np.ndarray:
     return ndimage.zoom(ndimage.uniform_filter(plane, size=max(1, int(f))), 1.0 / f, order=1).astype(np.float32)
 
 
+def clean_block_means(plane: np.ndarray, mask: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block means (``block`` px, the edge remainder dropped) of an (H, W) plane over its pixels
+    outside ``mask`` (H, W) bool, and the share of such pixels in each block: ((h, w) float32, (h, w)
+    float32). A block with no such pixel has mean 0. Loops over the blocks' (i, j) pixels, as
+    :func:`downsample` does, so no masked copy of the frame is held."""
+    h, w = plane.shape[0] // block * block, plane.shape[1] // block * block
+    total = np.zeros((h // block, w // block), np.float64)
+    count = np.zeros(total.shape, np.float32)
+    for i in range(block):
+        for j in range(block):
+            free = ~mask[i:h:block, j:w:block]
+            total += np.where(free, plane[i:h:block, j:w:block], np.float32(0))
+            count += free
+    return (total / np.maximum(count, 1)).astype(np.float32), count / np.float32(block * block)
+
+
 def blocks_free_of(mask: np.ndarray | None, shape: tuple[int, int], block: int) -> np.ndarray:
     """(h, w) bool over the ``block`` x ``block`` blocks of :func:`downsample` of an (H, W) plane of
     ``shape``: True where the block holds no pixel of ``mask`` (H, W) bool (None: every block)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .abe import Surface, blocks_free_of, downsample, polynomial_design, simplest_degree
+from .abe import Surface, blocks_free_of, clean_block_means, downsample, polynomial_design, simplest_degree
 
 # The polynomial extrapolates across blocks left out; below this share of the frame with data in
 # both images, the joint fit is not tried (the caller keeps ABE's floor). Measured on two real
@@ -22,6 +22,9 @@ from .abe import Surface, blocks_free_of, downsample, polynomial_design, simples
 # 8 % strip cost up to 0.26; at 75 % cover (sh2-263/264) the fit left 47-286 %.
 JOINT_MIN_COVERAGE = 0.97
 JOINT_BLOCKS = 32
+# A block mostly covered by local defects (at least this share) is left out of the fit; elsewhere
+# its mean is that of its pixels outside them.
+MAX_DEFECT_BLOCK_SHARE = 0.75
 HUBER_K = 2.0
 HUBER_ITERATIONS = 5
 # The wide image's term is a cubic tone curve of its block means only where the cubic cuts the
@@ -80,13 +83,17 @@ def _increasing(coef: np.ndarray, terms: np.ndarray) -> bool:
 
 
 def joint_background(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None = None,
-                     degrees: tuple[int, ...] = (1, 2, 3, 4, 5, 6)) -> tuple[np.ndarray, dict] | None:
+                     degrees: tuple[int, ...] = (1, 2, 3, 4, 5, 6),
+                     defects: np.ndarray | None = None) -> tuple[np.ndarray, dict] | None:
     """The narrow image's polynomial background, fitted jointly with b x the wide image on block means.
 
     The degree is chosen by cross-validation over 4 x 4 regions of the frame (each held out in turn,
     robust RMS error), the simplest within 5 % of the best. ``narrow`` and ``wide`` are (H, W) planes
     on the same grid, nominally in [0, 1], both starless; ``exclude`` (H, W) bool marks where either
-    has no data. The wide image's term is b x its block means, or a cubic in them where that cuts the
+    has no data; ``defects`` (H, W) bool, local defects of either image (a trail, a saturated patch):
+    block means are taken over the pixels outside them, and blocks mostly covered by them are left
+    out of the fit (not counted as uncovered, for the polynomial does not extrapolate there). The
+    wide image's term is b x its block means, or a cubic in them where that cuts the
     cross-validated error by CUBIC_MIN_GAIN. Returns (model, record): the polynomial alone, (H, W)
     float32, and its degree, b (the term's slope at the wide image's median), tone ("linear" or
     "cubic"), cross-validation errors and block size; or None where the two images share too little
@@ -97,10 +104,15 @@ def joint_background(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray |
     # cross-validation see no difference between degrees 1-5 on a real pair), and a degree-6
     # polynomial still has 20 blocks per term
     block = max(8, max(narrow.shape) // JOINT_BLOCKS)
-    n_blocks, w_blocks = downsample(narrow, block).astype(np.float64), downsample(wide, block).astype(np.float64)
     valid = blocks_free_of(exclude, narrow.shape, block)
     if valid.mean() < JOINT_MIN_COVERAGE:
         return None
+    if defects is not None and defects.any():
+        (n_blocks, clean), (w_blocks, _) = clean_block_means(narrow, defects, block), clean_block_means(wide, defects, block)
+        valid &= clean > 1.0 - MAX_DEFECT_BLOCK_SHARE
+    else:
+        n_blocks, w_blocks = downsample(narrow, block), downsample(wide, block)
+    n_blocks, w_blocks = n_blocks.astype(np.float64), w_blocks.astype(np.float64)
     gy, gx = np.mgrid[0:n_blocks.shape[0], 0:n_blocks.shape[1]]
     ys, xs = (gy[valid] + 0.5) * block - 0.5, (gx[valid] + 0.5) * block - 0.5
     values = n_blocks[valid]
