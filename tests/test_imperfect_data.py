@@ -175,6 +175,24 @@ def test_without_two_agreeing_scales_the_slope_is_the_best_explaining_bands(tmp_
     assert _score(pair, out) < 0.26
 
 
+def test_a_band_that_explains_the_detail_is_trusted_where_the_large_scale_slope_is_far_off(tmp_path):
+    """The same soft, turned ratio-6 pair under gradients 1.5x as strong: block medians give a
+    large-scale slope of 2.1 (truth 1.25), at which the best band keeps 55 % of the narrow image's
+    detail, and the wide image was refused for it (the joint floor: 0.43 % of sky), though the 32 px
+    band explains the detail (ratio 0.48). That band's slope is used: 1.63, still pulled by the
+    gradients, but nearer the truth than the large-scale one, 0.40 % of sky (a held-out Veil pair at
+    ratio 6, turned 150 degrees: 0.42 -> 0.34, its floor with the truth's wide image 0.35)."""
+    pair = make_pair(tmp_path / "pair", narrow_size=(800, 600), seed=7, ratio=6.0, wide_fov=2.5, rotation=90.0,
+                     distortion=4.0, wide_fwhm=3.5, gradient_strength=1.5)
+    runs = []
+    out, _, header = run_recommended(pair, tmp_path / "run", result=runs)
+    info = runs[0].results["detail_fit"].metadata["channels"][0]
+    assert info["large_ratio"] > 0.5 and info["b_large"] > 1.8  # the large-scale slope alone would refuse it
+    assert info["check"].startswith("fallback: no two neighbouring scales agree"), info["check"]
+    assert info["detail_ratio"] <= 0.5 and abs(info["b"] - 1.25) < abs(info["b_large"] - 1.25)
+    assert _score(pair, out) < 0.41
+
+
 @pytest.mark.parametrize("wide_fwhm, before, limit", [(2.2, 0.60, 0.40), (4.5, 1.39, 0.90)])
 def test_the_star_fills_of_either_image_stay_out_of_the_model(tmp_path, wide_fwhm, before, limit):
     """Ratio 5: each registered wide star covers 25 narrow px per wide px, and its fill (up to 80 px
