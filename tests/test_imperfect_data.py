@@ -193,6 +193,25 @@ def test_a_band_that_explains_the_detail_is_trusted_where_the_large_scale_slope_
     assert _score(pair, out) < 0.41
 
 
+@pytest.mark.parametrize("strength, limit", [(3.0, 0.6), (5.0, 0.85)])
+def test_strong_gradients_of_high_order_do_not_hide_what_the_wide_image_sees(tmp_path, strength, limit):
+    """The soft, turned ratio-6 pair under gradients 3x and 5x as strong, on a frame its nebula fills:
+    the detail bands no longer explain the narrow image (best ratio 0.60 and 0.74) and the wide image
+    is refused as a detail reference. Beyond degree-2 surfaces the two images' large scales then
+    correlated at only 0.42 and 0.33 (their gradients of higher order differ), so the floor was ABE
+    alone, which took the nebula: 170 and 118 % of sky left against 8.1 and 9.7 uncorrected. Beyond
+    degree 4 and 6 they correlate at 0.81 and 0.87, and the joint fit takes the nebula off the
+    polynomial (0.51 and 0.73)."""
+    pair = make_pair(tmp_path / "pair", narrow_size=(800, 600), seed=7, ratio=6.0, wide_fov=2.5, rotation=90.0,
+                     distortion=4.0, wide_fwhm=3.5, gradient_strength=strength)
+    runs = []
+    out, _, header = run_recommended(pair, tmp_path / "run", result=runs)
+    info = runs[0].results["detail_fit"].metadata["channels"][0]
+    assert info["check"].startswith("large-scale fallback"), info["check"]
+    assert info["floor_sky_seen"] >= 0.5
+    assert _score(pair, out) < limit < _score(pair, pair / "narrow.fits")
+
+
 @pytest.mark.parametrize("wide_fwhm, before, limit", [(2.2, 0.60, 0.40), (4.5, 1.39, 0.90)])
 def test_the_star_fills_of_either_image_stay_out_of_the_model(tmp_path, wide_fwhm, before, limit):
     """Ratio 5: each registered wide star covers 25 narrow px per wide px, and its fill (up to 80 px
