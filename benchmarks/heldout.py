@@ -36,6 +36,25 @@ SCENES = [
                                                   "--wide-fwhm", "3.5"], []),
     ("lbn438 2 frames complex + patch + wide trail", ["--texture", "lbn438.png", "--seed", "68", "--frames", "2",
                                                       "--gradient-kind", "complex"], ["patch", "wide trail"]),
+    # ten more, added when a stress run of them found a saturated patch that switched the large-scale
+    # fallback off (M20) and a band that explained the detail refused for the large-scale slope (Veil)
+    ("GammaCygni r3 complex + trail", ["--texture", "GammaCygni-vasey.png", "--seed", "81", "--ratio", "3",
+                                       "--gradient-kind", "complex"], ["trail"]),
+    ("sh2-240 faint sb 0.35 soft 4", ["--texture", "sh2-240.png", "--seed", "82", "--wide-sb-factor", "0.35",
+                                      "--wide-fwhm", "4"], []),
+    ("n2244 x2 + vignette", ["--texture", "n2244.png", "--seed", "83", "--gradient-strength", "2"], ["vignette"]),
+    ("m20 r5 soft 5 + patch", ["--texture", "m20.png", "--seed", "84", "--ratio", "5", "--wide-fov", "2.2",
+                               "--wide-fwhm", "5"], ["patch"]),
+    ("ic405 1 frame + hot + borders", ["--texture", "ic405-vasey.png", "--seed", "85", "--frames", "1"],
+     ["hot", "borders"]),
+    ("n6960 r6 rot 150 dist 5", ["--texture", "n6960.png", "--seed", "86", "--ratio", "6", "--wide-fov", "2.5",
+                                 "--rotation", "150", "--distortion", "5"], []),
+    ("m8 gamma + wide trail", ["--texture", "m8.png", "--seed", "87"], ["gamma", "wide trail"]),
+    ("rho-a00 complex soft 6", ["--texture", "rho-a00.png", "--seed", "88", "--gradient-kind", "complex",
+                                "--wide-fwhm", "6"], []),
+    ("m31 r2 x2 + vignette", ["--texture", "m31.png", "--seed", "89", "--ratio", "2", "--gradient-strength", "2"],
+     ["vignette"]),
+    ("pleiades complex", ["--texture", "pleiades.png", "--seed", "90", "--gradient-kind", "complex"], []),
 ]
 
 

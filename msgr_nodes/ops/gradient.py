@@ -883,11 +883,22 @@ def large_scale_witness(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarra
     """How well the wide image sees the narrow image's large-scale sky (:class:`Witness`): the
     correlation of both beyond their degree-2 surfaces, or, where that is below WITNESS_MIN, the
     highest beyond the surfaces of WITNESS_HIGH_DEGREES (tried in turn until one reaches it); None where either image has too few sky boxes
-    for ABE. Planes (H, W) on one grid, nominally in [0, 1];
-    ``exclude`` (H, W) bool marks where either has no data; ``p`` the narrow image's ABE settings and
-    ``samples`` its boxes with them (:func:`~msgr_nodes.ops.abe.sample_boxes`), when the caller has them;
-    ``defects`` (H, W) bool, local defects of either image (:func:`local_defects`), which the block
-    means leave out."""
+    for ABE.
+
+    Parameters
+    ----------
+    narrow, wide : ndarray
+        float32 (H, W) planes on one grid, nominally in [0, 1].
+    exclude : ndarray, optional
+        (H, W) bool, where either image has no data.
+    p : ABEParams, optional
+        The narrow image's ABE settings.
+    samples : BoxSamples, optional
+        The narrow image's boxes with ``p`` (:func:`~msgr_nodes.ops.abe.sample_boxes`), when the
+        caller has them.
+    defects : ndarray, optional
+        (H, W) bool, pixels the block means leave out (saturated ones, :func:`saturated_pixels`).
+    """
     p = p or ABEParams()
     block = max(8, max(narrow.shape) // 128)
     try:
@@ -1038,8 +1049,8 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     passes : int
         ABE's passes (2: fitted again on the boxes flattened by the first fit).
     defects : ndarray, optional
-        (H, W) bool, local defects of either image (:func:`local_defects`): left out of the wide
-        image's witness and the joint fit, whose block means a saturated patch or a trail would pull.
+        (H, W) bool, pixels left out of the wide image's witness and the joint fit, whose block means
+        a saturated patch would pull (:func:`saturated_pixels`).
 
     Returns
     -------

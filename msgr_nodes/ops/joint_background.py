@@ -90,7 +90,7 @@ def joint_background(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray |
     The degree is chosen by cross-validation over 4 x 4 regions of the frame (each held out in turn,
     robust RMS error), the simplest within 5 % of the best. ``narrow`` and ``wide`` are (H, W) planes
     on the same grid, nominally in [0, 1], both starless; ``exclude`` (H, W) bool marks where either
-    has no data; ``defects`` (H, W) bool, local defects of either image (a trail, a saturated patch):
+    has no data; ``defects`` (H, W) bool, pixels to leave out (a saturated patch and its halo):
     block means are taken over the pixels outside them, and blocks mostly covered by them are left
     out of the fit (not counted as uncovered, for the polynomial does not extrapolate there). The
     wide image's term is b x its block means, or a cubic in them where that cuts the
