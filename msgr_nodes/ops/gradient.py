@@ -21,7 +21,7 @@ from scipy import ndimage
 from ..errors import MsgrError
 from .abe import (BLIND_DEGREES, ABEParams, BoxSamples, Surface, blind_degree, blocks_free_of, choose_degree,
                   clean_block_means, downsample, fit_background, polynomial_design, sample_boxes, simplest_degree)
-from .joint_background import MAX_DEFECT_BLOCK_SHARE, joint_background
+from .joint_background import defect_free_means, joint_background
 from .linear_fit import bandpass, l1_line
 from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide_only_regions
 from .mmt import smooth
@@ -903,11 +903,14 @@ def large_scale_witness(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarra
     block = max(8, max(narrow.shape) // 128)
     try:
         narrow_surface = fit_background(narrow, ABEParams(**{**p.__dict__, "degree": 2}), None, samples)[0].evaluate()
-        wide_surface = fit_background(wide, ABEParams(degree=2))[0].evaluate()
+        wide_samples = sample_boxes(wide, ABEParams())  # the boxes do not depend on the degree: sampled once
+        wide_surface = fit_background(wide, ABEParams(degree=2), None, wide_samples)[0].evaluate()
     except MsgrError:
         return None
     valid = blocks_free_of(exclude, narrow.shape, block)
-    narrow_blocks, wide_blocks, clean = _defect_free_means(narrow, wide, defects, block)
+    # a 40 px saturated patch in the narrow frame, averaged into its blocks, took the correlation from
+    # 0.69 to 0.05, and the large-scale fallback with it
+    narrow_blocks, wide_blocks, clean = defect_free_means(narrow, wide, defects, block)
     valid &= clean
     wide_beyond = wide_blocks - downsample(wide_surface, block)
     seen = _correlation(narrow_blocks - downsample(narrow_surface, block), wide_beyond, valid)
@@ -917,26 +920,12 @@ def large_scale_witness(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarra
         try:
             high = ABEParams(**{**p.__dict__, "degree": degree})
             narrow_high = downsample(fit_background(narrow, high, None, samples)[0].evaluate(), block)
-            wide_high = downsample(fit_background(wide, ABEParams(degree=degree))[0].evaluate(), block)
+            wide_high = downsample(fit_background(wide, ABEParams(degree=degree), None, wide_samples)[0].evaluate(),
+                                   block)
         except MsgrError:
             break
         seen = max(seen, _correlation(narrow_blocks - narrow_high, wide_blocks - wide_high, valid))
     return Witness(block, valid, narrow_surface, wide_beyond, seen)
-
-
-def _defect_free_means(narrow: np.ndarray, wide: np.ndarray, defects: np.ndarray | None,
-                       block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Block means (``block`` px) of both planes (H, W) over the pixels outside ``defects`` (H, W)
-    bool, or plain block means without any, and (h, w) bool: the blocks with enough such pixels
-    (MAX_DEFECT_BLOCK_SHARE). A 40 px saturated patch in the narrow frame took the witness's
-    correlation from 0.69 to 0.05 when its blocks were averaged in, and the large-scale fallback
-    with it."""
-    if defects is None or not defects.any():
-        n = downsample(narrow, block)
-        return n, downsample(wide, block), np.ones(n.shape, bool)
-    n, share = clean_block_means(narrow, defects, block)
-    w, _ = clean_block_means(wide, defects, block)
-    return n, w, share > 1.0 - MAX_DEFECT_BLOCK_SHARE
 
 
 def choose_floor_degree(narrow: np.ndarray, p: ABEParams, witness: Witness | None = None,
@@ -1106,7 +1095,7 @@ def saturated_pixels(narrow: np.ndarray, wide: np.ndarray, reject_high: float = 
     saturated = (narrow >= reject_high) | (wide >= reject_high)
     if not saturated.any():
         return None
-    labels, count = ndimage.label(saturated)
+    labels, _ = ndimage.label(saturated)
     largest = int(np.bincount(labels.ravel())[1:].max())
     reach = max(4.0, math.sqrt(largest))
     return ndimage.distance_transform_edt(~saturated) <= reach

@@ -35,6 +35,19 @@ HUBER_ITERATIONS = 5
 CUBIC_MIN_GAIN = 0.25
 
 
+def defect_free_means(narrow: np.ndarray, wide: np.ndarray, defects: np.ndarray | None,
+                      block: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block means (``block`` px) of both planes (H, W) over the pixels outside ``defects`` (H, W)
+    bool, or plain block means without any: ((h, w) float32, (h, w) float32, (h, w) bool, the blocks
+    less than MAX_DEFECT_BLOCK_SHARE covered by defects)."""
+    if defects is None or not defects.any():
+        n = downsample(narrow, block)
+        return n, downsample(wide, block), np.ones(n.shape, bool)
+    n, share = clean_block_means(narrow, defects, block)
+    w, _ = clean_block_means(wide, defects, block)
+    return n, w, share > 1.0 - MAX_DEFECT_BLOCK_SHARE
+
+
 def _huber_fit(design: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Least squares with Huber weights (HUBER_K robust sigmas), iterated: a minority of blocks
     that neither image explains (a star halo left, a processing artefact) does not pull the fit."""
@@ -107,11 +120,8 @@ def joint_background(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray |
     valid = blocks_free_of(exclude, narrow.shape, block)
     if valid.mean() < JOINT_MIN_COVERAGE:
         return None
-    if defects is not None and defects.any():
-        (n_blocks, clean), (w_blocks, _) = clean_block_means(narrow, defects, block), clean_block_means(wide, defects, block)
-        valid &= clean > 1.0 - MAX_DEFECT_BLOCK_SHARE
-    else:
-        n_blocks, w_blocks = downsample(narrow, block), downsample(wide, block)
+    n_blocks, w_blocks, clean = defect_free_means(narrow, wide, defects, block)
+    valid &= clean
     n_blocks, w_blocks = n_blocks.astype(np.float64), w_blocks.astype(np.float64)
     gy, gx = np.mgrid[0:n_blocks.shape[0], 0:n_blocks.shape[1]]
     ys, xs = (gy[valid] + 0.5) * block - 0.5, (gx[valid] + 0.5) * block - 0.5
