@@ -40,15 +40,17 @@ def run(ctx, inputs, params):
             plain_error, falloff_error = st["falloff_cv"]
             ctx.warn(f"channel {c + 1}: the background dims towards the corners as through a lens without flats "
                      f"(a radial falloff of {100 * st['falloff_seen']:.0f} % at the corners predicts held-out sample "
-                     f"boxes {plain_error / falloff_error:.1f}x better than the polynomial alone); not used, as "
-                     f"vignetting is off: if this image was not flat-fielded, set {ctx.node_id}.vignetting on (a bright "
-                     f"nebula in the frame's middle can look the same)")
+                     f"boxes {plain_error / falloff_error:.1f}x better than the polynomial alone); not used here, as "
+                     f"vignetting is off (a DetailFit given this model uses it where the stars confirm a lens): if "
+                     f"this image was not flat-fielded, set {ctx.node_id}.vignetting on (a bright nebula in the "
+                     f"frame's middle can look the same)")
         models[c] = surf.evaluate()
         stats.append(st)
         if st.get("falloff"):
             ctx.progress(c / img.channels, f"channel {c + 1}: a radial falloff of {100 * st['falloff']:.0f} % at the "
                                            f"corners fitted (vignetting)")
-        boxes.append({**samples.to_meta(), "degree": p.degree})
+        # and whether a lens's falloff fitted them better (DetailFit asks the stars whether it is a lens's)
+        boxes.append({**samples.to_meta(), "degree": p.degree, "falloff_seen": float(st.get("falloff_seen", 0.0))})
         ctx.progress((c + 1) / img.channels, f"channel {c + 1}: {st['boxes_used']} of {st['boxes']} boxes")
     negative = int((models <= 0).sum())
     if negative:
@@ -72,7 +74,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="ABE", version=6, category="Background",
+    type="ABE", version=7, category="Background",
     help="Automatic background extraction, as PixInsight's ABE: sample boxes with local and global "
          "rejection, a robust Legendre polynomial (degree 1-6, or chosen automatically) or a smoothing thin-plate surface, then "
          "subtract or divide. Where the image has no data (constant patches: an uncropped stack's black borders) "

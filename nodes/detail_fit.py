@@ -1,12 +1,13 @@
 """DetailFit: the wide image matched to the narrow one on shared fine detail, self-checked; their difference."""
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from msgr_nodes.api import Image, NodeError, NodeSpec, Param, Port
 from msgr_nodes.ops.abe import ABEParams, BoxSamples, fit_mapped, gives_model
 from msgr_nodes.ops.gradient import WideSky, match_wide, sampled_median
+from msgr_nodes.ops.lens_falloff import confirms_falloff, falloff_surface
 from msgr_nodes.ops.register import smooth_onto_reference
 from msgr_nodes.ops.stars import match_channels
 
@@ -48,7 +49,17 @@ def run(ctx, inputs, params):
     if full is not None and full.data.shape != n.data.shape:
         raise NodeError(f"narrow_stars is {full.describe()} but narrow is {n.describe()}: give the image StarRemove "
                         f"took the narrow image's stars from")
-    skies = _wide_skies(inputs, n, params["linearize"])
+    background = _background_on_narrow(inputs, n)
+    skies = _wide_skies(background, n, params["linearize"])
+    lenses = _confirmed_falloffs(background, params["linearize"])
+    if lenses:
+        # the wide image's sky is taken out with the lens's falloff instead of ABE's plain model
+        wide = wide.copy()  # the input stays as it was
+        for c, lens in enumerate(lenses):
+            if lens is not None:
+                wide[c] = lens.wide(wide[c])
+                if skies:
+                    skies[c] = lens.sky
     blur = difference_blur(n, w)
     wide_beta = float(w.meta.get("psf_beta", 0) or 0) if params["star_wings"] == "measured" else 0.0
 
@@ -64,6 +75,9 @@ def run(ctx, inputs, params):
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
+        if lenses and lenses[c] is not None:
+            r.info["lens_falloff"] = lenses[c].info
+            r.info["check"] += lenses[c].note
         if params["offset"] == "none" and r.info.get("b", 0) > 0:
             # mosaics: the panel's own pedestal stays in the difference, so that the model removes it
             # and every panel corrected against one wide image sits on b x wide
@@ -93,15 +107,12 @@ def run(ctx, inputs, params):
             "fitted": w.derive(fitted, name=f"{w.name}_fitted")}
 
 
-def _wide_skies(inputs, n, linearize):
-    """Per channel, the sky the wide image's ABE subtracted, on the narrow frame, as a
-    :class:`~msgr_nodes.ops.gradient.WideSky`: the model (a
-    :class:`~msgr_nodes.ops.register.GridSurface`), the level it left the sky at (ABE's normalize:
-    the model's median over its frame) and, where the model carries ABE's sample boxes, how to fit
-    them again through a tone curve; or None without a wide_background or with linearize off (the
-    only step that uses it)."""
+def _background_on_narrow(inputs, n):
+    """The wide image's ABE model (wide_background), its planes matched to the narrow image's
+    channels, and the transform that brings it onto the narrow grid (None where it is there
+    already), as (background image, planes, transform); None without a wide_background."""
     bg, transform = inputs.get("wide_background"), inputs.get("transform")
-    if bg is None or linearize == "off":
+    if bg is None:
         return None
     model = match_channels(bg.data, n.channels)
     if bg.data.shape[1:] == n.data.shape[1:]:
@@ -113,21 +124,106 @@ def _wide_skies(inputs, n, linearize):
         raise NodeError(f"the transform maps from a {'x'.join(map(str, transform.get('reference_shape', ())[::-1]))} "
                         f"frame, not the narrow image's ({n.describe()}): give the transform of the Register that "
                         f"made the wide input")
+    return bg, model, transform
+
+
+def _abe_boxes(background, n_channels):
+    """Per channel, ABE's sample boxes and settings (with the channel's degree) from the model's
+    metadata, and the falloff ABE's boxes preferred with vignetting off (0: none), as (BoxSamples,
+    ABEParams, float) triples; None where the model carries none usable (a model from elsewhere, a
+    colour model for a mono narrow image, whose boxes are per colour, another version's)."""
+    bg = background[0]
+    boxes = bg.meta.get("abe_boxes")
+    if boxes is None or bg.channels != n_channels:
+        return None
+    try:
+        settings = ABEParams(**boxes["settings"])
+        return [(BoxSamples.from_meta(chan), replace(settings, degree=int(chan["degree"])),
+                 float(chan.get("falloff_seen", 0.0))) for chan in boxes["channels"]]
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+def _wide_skies(background, n, linearize):
+    """Per channel, the sky the wide image's ABE subtracted, on the narrow frame, as a
+    :class:`~msgr_nodes.ops.gradient.WideSky`: the model (a
+    :class:`~msgr_nodes.ops.register.GridSurface`), the level it left the sky at (ABE's normalize:
+    the model's median over its frame) and, where the model carries ABE's sample boxes, how to fit
+    them again through a tone curve; or None without a wide_background or with linearize off (the
+    only step that uses it)."""
+    if background is None or linearize == "off":
+        return None
+    _, model, transform = background
     # a transform of another image than this model's is named by smooth_onto_reference
     # without ABE's boxes (a model from elsewhere, a colour model for a mono narrow image, whose boxes
     # are per colour, or another version's boxes) the sky is taken out through the curve
     refits = [None] * len(model)
-    boxes = bg.meta.get("abe_boxes")
-    if boxes is not None and bg.channels == n.channels:
-        try:
-            settings = ABEParams(**boxes["settings"])
-            refits = [functools.partial(_refit_sky, BoxSamples.from_meta(chan),
-                                        replace(settings, degree=int(chan["degree"])), plane, transform)
-                      for plane, chan in zip(model, boxes["channels"], strict=True)]
-        except (TypeError, ValueError, KeyError):
-            pass
+    boxes = _abe_boxes(background, n.channels)
+    if boxes is not None and len(boxes) == len(model):
+        refits = [functools.partial(_refit_sky, samples, settings, plane, transform)
+                  for plane, (samples, settings, _) in zip(model, boxes)]
     return [WideSky(smooth_onto_reference(plane, transform), sampled_median(plane), refit)
             for plane, refit in zip(model, refits)]
+
+
+@dataclass
+class _Falloff:
+    """The wide image's sky taken out with a lens's falloff instead of ABE's plain model: ``change``,
+    on the narrow frame, is what that adds to the wide image; ``sky`` the falloff's model as a
+    WideSky (None with linearize off); ``info`` and ``note`` what was measured, for the check."""
+
+    change: np.ndarray
+    sky: WideSky | None
+    info: dict
+    note: str
+
+    def wide(self, plane):
+        """The registered wide plane with the falloff's sky taken out instead; no data (0) stays 0."""
+        return np.where(plane != 0, plane + self.change, plane).astype(np.float32)
+
+
+def _confirmed_falloffs(background, linearize):
+    """Per channel, where the wide image's ABE (vignetting off) would have kept a lens's falloff on its
+    boxes (``falloff_seen`` in their metadata) and the stars Register matched confirm a lens's falloff
+    (the transform's ``star_falloff``), the wide image with ABE's fit made again with the falloff
+    (:class:`_Falloff`), else None; None where no channel has one."""
+    if background is None or background[2] is None:
+        return None
+    bg, model, transform = background
+    stars = transform.get("stats", {}).get("star_falloff")
+    boxes = _abe_boxes(background, len(model))
+    if not stars or boxes is None or len(boxes) != len(model):
+        return None
+    out = []
+    for plane, (samples, settings, seen) in zip(model, boxes):
+        lens = None
+        if seen and not settings.vignetting and confirms_falloff(stars, seen) and gives_model(samples, settings, plane):
+            lens = _with_falloff(plane, samples, settings, transform, linearize, stars)
+        out.append(lens)
+    return out if any(o is not None for o in out) else None
+
+
+def _with_falloff(plane, samples, settings, transform, linearize, stars):
+    """ABE's fit made again on its boxes with vignetting on, as a :class:`_Falloff` for the narrow
+    frame; None where the boxes keep no falloff that way."""
+    surface = falloff_surface(samples, settings, plane.shape)
+    if surface is None:
+        return None
+    lens_settings = replace(settings, vignetting=True)
+    model = surface.evaluate()
+    # ABE's normalize keeps the sky's level: the wide image is (data - model + median(model))
+    change = smooth_onto_reference(plane - model, transform).evaluate()
+    change += np.float32(sampled_median(model) - sampled_median(plane))
+    sky = None
+    if linearize != "off":
+        sky = WideSky(smooth_onto_reference(model, transform), sampled_median(model),
+                      functools.partial(_refit_sky, samples, lens_settings, model, transform))
+    info = {"k": float(surface.falloff), "stars_k": stars["k"], "stars_error": stars["error"], "stars": stars["stars"]}
+    note = (f"; the wide image's background dims towards its corners as through a lens without flats: its ABE "
+            f"found a falloff of {100 * surface.falloff:.0f} % and its stars confirm it ({100 * stars['k']:.0f} +- "
+            f"{100 * stars['error']:.0f} % from {stars['stars']} stars' fluxes against the narrow image's), so its sky "
+            f"was taken out with that falloff")
+    return _Falloff(change, sky, info, note)
 
 
 def _refit_sky(samples, settings, model, transform, curve):
@@ -156,7 +252,11 @@ SPEC = NodeSpec(
          "shared detail (linearize), with the sky the wide image's ABE took out in stretched values put back "
          "before the curve and taken out again, ABE's fit redone on its sample boxes made linear "
          "(wide_background and transform). A wide lens's vignetting is "
-         "measured from the slope tile by tile and taken out multiplicatively. A softer wide image is "
+         "measured from the slope tile by tile and taken out multiplicatively; where the wide image's ABE "
+         "(vignetting off) found that a lens's radial falloff fits its sample boxes better, and the stars "
+         "Register matched confirm it (their wide fluxes against the narrow ones fall towards the wide frame's "
+         "corners, which a bright nebula in the frame's middle cannot fake), ABE's boxes are fitted again with "
+         "the falloff and the wide image's sky is taken out with it. A softer wide image is "
          "compared at matched "
          "resolution (the narrow one blurred to it), and the difference is taken at the softer image's "
          "resolution, from the star FWHMs StarRemove measured on both; given the narrow image with its stars "
@@ -192,7 +292,8 @@ SPEC = NodeSpec(
             Port(name="wide_background", type="image", optional=True,
                  help="the wide image's background model from its ABE (subtract): where the wide image is "
                       "linearized, that sky is put back before the tone curve and taken out again, fitted anew "
-                      "on ABE's sample boxes made linear (a model from elsewhere: through the curve)"),
+                      "on ABE's sample boxes made linear (a model from elsewhere: through the curve); where "
+                      "ABE's boxes preferred a lens's falloff that the stars confirm, fitted again with it"),
             Port(name="transform", type="transform", optional=True,
                  help="Register's transform, to bring wide_background from the wide image's grid to the "
                       "narrow one")),

@@ -44,18 +44,22 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="Register", version=2, category="Geometry",
+    type="Register", version=3, category="Geometry",
     help="Star alignment: resample the target (wide field) onto the reference (narrow field) grid. The "
          "narrow field is found inside the wide one from both WCS headers or, without them, by a star "
          "pattern search over scales 1-8, rotations and mirroring; then a projective model (RANSAC) and a "
          "smoothing thin-plate spline correct the distortion. Hot pixels of the target (sources whose light "
-         "sits in one pixel) are replaced by their surroundings before it is resampled.",
+         "sits in one pixel) are replaced by their surroundings before it is resampled. The matched stars' "
+         "fluxes (target against reference) also measure a target lens's radial falloff (the transform's "
+         "star_falloff: k of 1 - k r^2, r in the target frame's half-diagonals), which DetailFit uses to confirm "
+         "vignetting.",
     run=run,
     inputs=(Port(name="reference", type="image", help="the frame to align to (MSGR: narrow)"),
             Port(name="target", type="image", help="the image to resample (MSGR: wide, after ABE)")),
     outputs=(Port(name="image", type="image", help="the target on the reference grid (target's colour)"),
              Port(name="footprint", type="mask", help="1 where the target covers the reference frame"),
-             Port(name="transform", type="transform", help="the fitted mapping and its statistics")),
+             Port(name="transform", type="transform", help="the fitted mapping and its statistics (with the "
+                                                                     "stars' falloff)")),
     params=(
         Param(name="use_wcs", kind="bool", default=True, help="start from both images' WCS when present (plate-solved pairs)"),
         Param(name="detection_sigma", kind="float", default=5.0, help="star detection threshold, in background RMS", min=1.5, max=100),

@@ -201,6 +201,40 @@ def test_a_vignetting_wide_lens_under_a_strong_gradient_is_fitted_by_the_wide_im
     assert _score(pair, out) < 0.6
 
 
+@pytest.mark.slow
+def test_a_vignetting_wide_lens_is_confirmed_by_the_stars_in_the_stock_graph(tmp_path):
+    """The pair above with the stock graph as it is (``abe.vignetting`` off): ABE's boxes prefer a
+    lens's falloff, and the stars Register matched confirm it (the wide image's star fluxes against
+    the narrow image's fall towards the wide frame's corners), so DetailFit fits ABE's boxes again with
+    the falloff and takes the wide image's sky out with it (before: ABE only warned, 1.57 % of sky;
+    now as with the setting on)."""
+    base = make_pair(tmp_path / "base", narrow_size=(2000, 1500), seed=7, gradient_strength=2.0)
+    pair = _modified_wide(base, tmp_path / "vignetted", vignette)
+    result = []
+    out, _, header = run_recommended(pair, tmp_path / "run", result=result)
+    lens = result[0].results["detail_fit"].metadata["channels"][0]["lens_falloff"]
+    assert lens["k"] == pytest.approx(0.6, abs=0.05) and lens["stars_k"] == pytest.approx(0.6, abs=0.1), lens
+    assert "its stars confirm it" in check_history(header)
+    assert _score(pair, out) < 0.6
+
+
+def test_a_falloff_the_stars_do_not_confirm_is_not_used(medium_pair, tmp_path, monkeypatch):
+    """Where ABE's boxes prefer a falloff on a wide image without a lens (a bright nebula in the
+    frame's middle can do that; here they are made to say so), the stars' fluxes do not fall towards
+    the corners and the plain model is kept: the result is the plain one's, bit for bit."""
+    import msgr_nodes.nodes.detail_fit as detail_fit
+
+    plain, history = _run(medium_pair, tmp_path / "plain")
+    abe_boxes = detail_fit._abe_boxes
+    monkeypatch.setattr(detail_fit, "_abe_boxes", lambda background, n: [
+        (samples, settings, 0.35) for samples, settings, _ in abe_boxes(background, n)])
+    result = []
+    out, _, header = run_recommended(medium_pair, tmp_path / "claimed", result=result)
+    assert abs(result[0].results["star_align"].metadata["star_falloff"]["k"]) < 0.1
+    assert "lens_falloff" not in result[0].results["detail_fit"].metadata["channels"][0]
+    assert np.array_equal(fits.getdata(out), fits.getdata(plain))
+
+
 def test_the_narrow_images_own_model_is_brought_to_the_trusted_difference_by_a_plane():
     """As above, with a broad glow of the sky itself (a Milky Way falling by half the sky level across
     the frame), which both images see: the narrow image's own ABE takes part of it for background, a
