@@ -118,7 +118,8 @@ SPEC = NodeSpec(
               "by 15 % or more. Off in the stock graphs: a bright nebula in the middle of a wide frame under a strong "
               "gradient can pass both tests and be taken for a falloff; turn it on for a wide image from a lens "
               "that vignettes, without flats. Off, the falloff is still tried, and a warning says where it would "
-              "have been kept"),
+              "have been kept; the model's metadata carries it, and a DetailFit given the model (the stock graphs) "
+              "uses it where the stars Register matched confirm a lens's falloff"),
         Param(name="use_brightness_limits", kind="bool", default=False, help="only sample pixels in [min_background, max_background]",
               advanced=True),
         Param(name="min_background", kind="float", default=0.0, help="lower brightness limit", min=0.0, max=1.0, advanced=True),

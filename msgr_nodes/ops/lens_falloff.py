@@ -37,7 +37,9 @@ CONFIRM_SIGMA = 3.0
 
 def _aperture_flux(plane: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """Flux and its error in circles of ``radius`` px, above the median of an annulus 2-3 radii out."""
-    data = np.ascontiguousarray(plane, dtype=np.float64)
+    # SEP reads float32 as it is (a float64 copy of a 24 Mpx frame weighed on the peak memory), but
+    # needs a writable C-ordered buffer: the pipeline's images are read-only, so those are copied
+    data = np.require(plane, np.float32 if plane.dtype != np.float64 else np.float64, ["C_CONTIGUOUS", "WRITEABLE"])
     flux, error, _ = sep.sum_circle(data, x, y, radius, bkgann=(2 * radius, 3 * radius))
     return flux, error
 
