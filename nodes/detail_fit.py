@@ -189,7 +189,7 @@ def _confirmed_falloffs(background, linearize):
     (:class:`_Falloff`), else None; None where no channel has one."""
     if background is None or background[2] is None:
         return None
-    bg, model, transform = background
+    _, model, transform = background
     stars = transform.get("stats", {}).get("star_falloff")
     boxes = _abe_boxes(background, len(model))
     if not stars or boxes is None or len(boxes) != len(model):

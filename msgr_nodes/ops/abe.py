@@ -196,7 +196,7 @@ def polynomial_design(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], degr
     return np.stack([vx[:, i] * vy[:, j] for i, j in _terms(degree)], axis=1)
 
 
-def _radius2(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def radius2(x: np.ndarray, y: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The two terms of r^2 (squared distance from the frame's centre in half-diagonals) at pixel
     columns ``x`` and rows ``y`` of a frame ``shape`` (H, W): (x term, y term), each broadcastable."""
     h, w = shape
@@ -217,7 +217,7 @@ class Surface:
 
     def falloff_factor(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """The falloff factor (1 - k r^2) at pixels (x, y) (arrays of one shape)."""
-        rx, ry = _radius2(np.asarray(x, np.float64), np.asarray(y, np.float64), self.shape)
+        rx, ry = radius2(np.asarray(x, np.float64), np.asarray(y, np.float64), self.shape)
         return 1.0 - self.falloff * (rx + ry)
 
     def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -238,7 +238,7 @@ class Surface:
                 C[j, i] = c
             out = (vy @ C @ vx.T).astype(np.float32)
             if self.falloff:
-                rx, ry = _radius2(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64), self.shape)
+                rx, ry = radius2(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64), self.shape)
                 # one float32 frame for the factor, built from its row and column terms
                 factor = np.add.outer((self.falloff * ry).astype(np.float32), (self.falloff * rx).astype(np.float32))
                 np.subtract(np.float32(1), factor, out=factor)
@@ -316,7 +316,7 @@ def _fit_falloff(design: np.ndarray, x: np.ndarray, y: np.ndarray, v: np.ndarray
     (over the narrow image's part of the frame it left a ramp of 1.5 % of sky on a -35 % lens);
     degree 4 follows it but follows nebula too (it made four of the quality benchmark's scenes
     0.03-0.2 % of sky worse), where the falloff adds one term, radial about the optical axis."""
-    rx, ry = _radius2(x, y, shape)
+    rx, ry = radius2(x, y, shape)
     r2 = rx + ry
     # least squares for every k at once, from the normal equations of design * (1 - k r^2): its
     # Gram matrix and right side are quadratic and linear in k (a small solve per k instead of a

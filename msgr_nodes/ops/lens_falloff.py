@@ -19,7 +19,7 @@ import numpy as np
 import sep
 
 from ..errors import MsgrError
-from .abe import ABEParams, BoxSamples, Surface, fit_samples
+from .abe import ABEParams, BoxSamples, Surface, fit_samples, radius2
 
 # Fewest matched, unsaturated stars with a clear flux in both images for a measurement
 MIN_STARS = 30
@@ -42,6 +42,13 @@ def _aperture_flux(plane: np.ndarray, x: np.ndarray, y: np.ndarray, radius: floa
     data = np.require(plane, np.float32 if plane.dtype != np.float64 else np.float64, ["C_CONTIGUOUS", "WRITEABLE"])
     flux, error, _ = sep.sum_circle(data, x, y, radius, bkgann=(2 * radius, 3 * radius))
     return flux, error
+
+
+def _value_at(plane: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """The plane's values at the pixels nearest the (n, 2) positions (x, y), clipped to the frame."""
+    rows = np.clip(np.round(xy[:, 1]).astype(int), 0, plane.shape[0] - 1)
+    columns = np.clip(np.round(xy[:, 0]).astype(int), 0, plane.shape[1] - 1)
+    return plane[rows, columns]
 
 
 def star_falloff(narrow: np.ndarray, wide: np.ndarray, narrow_xy: np.ndarray, wide_xy: np.ndarray,
@@ -73,16 +80,12 @@ def star_falloff(narrow: np.ndarray, wide: np.ndarray, narrow_xy: np.ndarray, wi
     radius = max(1.5, 2.0 * float(np.median(wide_size)))
     fw, ew = _aperture_flux(wide, wide_xy[:, 0], wide_xy[:, 1], radius)
     fn, en = _aperture_flux(narrow, narrow_xy[:, 0], narrow_xy[:, 1], radius / scale)
-    peak_w = wide[np.clip(np.round(wide_xy[:, 1]).astype(int), 0, wide.shape[0] - 1),
-                  np.clip(np.round(wide_xy[:, 0]).astype(int), 0, wide.shape[1] - 1)]
-    peak_n = narrow[np.clip(np.round(narrow_xy[:, 1]).astype(int), 0, narrow.shape[0] - 1),
-                    np.clip(np.round(narrow_xy[:, 0]).astype(int), 0, narrow.shape[1] - 1)]
-    ok = (fw > MIN_SNR * ew) & (fn > MIN_SNR * en) & (peak_w < MAX_PEAK) & (peak_n < MAX_PEAK)
+    ok = ((fw > MIN_SNR * ew) & (fn > MIN_SNR * en) & (_value_at(wide, wide_xy) < MAX_PEAK)
+          & (_value_at(narrow, narrow_xy) < MAX_PEAK))
     if ok.sum() < MIN_STARS:
         return None
-    h, w = wide.shape
-    half = 0.5 * math.hypot(w - 1, h - 1)
-    r2 = ((wide_xy[ok, 0] - (w - 1) / 2) ** 2 + (wide_xy[ok, 1] - (h - 1) / 2) ** 2) / half ** 2
+    # r^2 as ABE's falloff has it, so that the two k compare
+    r2 = sum(radius2(wide_xy[ok, 0], wide_xy[ok, 1], wide.shape))
     ratio = fw[ok] / fn[ok]
     design = np.stack([np.ones_like(r2), r2], 1)
     keep = np.ones(r2.size, bool)

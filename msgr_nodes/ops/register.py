@@ -612,10 +612,10 @@ def register(ref: np.ndarray, tgt: np.ndarray, ref_header=None, tgt_header=None,
     if not isinstance(reg, WCSRegistration):
         # the matched stars' flux ratios: a wide lens's falloff that a nebula cannot mimic (DetailFit
         # uses it to confirm the falloff ABE's sample boxes prefer)
-        i, j = _match(reg, np.stack([ref_det.x, ref_det.y], 1), np.stack([tgt_det.x, tgt_det.y], 1), 1.5)
-        reg.stats["star_falloff"] = star_falloff(
-            ref, tgt, np.stack([ref_det.x[i], ref_det.y[i]], 1), np.stack([tgt_det.x[j], tgt_det.y[j]], 1),
-            np.sqrt(tgt_det.a[j] * tgt_det.b[j]), math.sqrt(abs(np.linalg.det(reg.H[:2, :2]))))
+        ref_xy, tgt_xy = np.stack([ref_det.x, ref_det.y], 1), np.stack([tgt_det.x, tgt_det.y], 1)
+        i, j = _match(reg, ref_xy, tgt_xy, 1.5)
+        reg.stats["star_falloff"] = star_falloff(ref, tgt, ref_xy[i], tgt_xy[j], np.sqrt(tgt_det.a[j] * tgt_det.b[j]),
+                                                 1.0 / reg.stats["scale_ratio"])
     hot = tgt_all.hot_pixels()
     reg.target_hot_pixels = np.stack([tgt_all.x[hot], tgt_all.y[hot]], 1)
     _check_fold(reg)

@@ -132,8 +132,9 @@ def fit_tone_curve(narrow: np.ndarray, wide: np.ndarray, ok: np.ndarray, sigmas:
         reach = max(1, int(np.ceil(s)))
         usable = ~ndimage.binary_dilation(~ok, iterations=reach) if not ok.all() else ok
         bn = bandpass(narrow, s)
-        bands.append((reach, usable, bn, [bandpass(p.astype(np.float32), s) for p in powers],
-                      shared_detail(bn, bandpass(wide, s), 2 * s)))
+        bp = [bandpass(p.astype(np.float32), s) for p in powers]
+        # band(z) is the wide band scaled: the correlation is the same
+        bands.append((reach, usable, bn, bp, shared_detail(bn, bp[0], 2 * s)))
     keep = [usable for _, usable, _, _, _ in bands]
     for _ in range(iterations):
         x, y, fitted = [], [], []
