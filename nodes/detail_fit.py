@@ -5,9 +5,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from msgr_nodes.api import Image, NodeError, NodeSpec, Param, Port
-from msgr_nodes.ops.abe import ABEParams, BoxSamples, fit_mapped, gives_model
+from msgr_nodes.ops.abe import ABEParams, BoxSamples, Surface, fit_mapped, gives_model
 from msgr_nodes.ops.gradient import WideSky, match_wide, sampled_median
-from msgr_nodes.ops.lens_falloff import confirms_falloff, falloff_surface
+from msgr_nodes.ops.lens_falloff import confirms_falloff, falloff_surface, flat_sky_surface, measures_falloff
 from msgr_nodes.ops.register import smooth_onto_reference
 from msgr_nodes.ops.stars import match_channels
 
@@ -53,7 +53,7 @@ def run(ctx, inputs, params):
     skies = _wide_skies(background, n, params["linearize"])
     lenses = _confirmed_falloffs(background, params["linearize"])
     if lenses:
-        # the wide image's sky is taken out with the lens's falloff instead of ABE's plain model
+        # the wide image flat-fielded by the lens's falloff, its sky fitted again on ABE's boxes so divided
         wide = wide.copy()  # the input stays as it was
         for c, lens in enumerate(lenses):
             if lens is not None:
@@ -168,25 +168,28 @@ def _wide_skies(background, n, linearize):
 
 @dataclass
 class _Falloff:
-    """The wide image's sky taken out with a lens's falloff instead of ABE's plain model: ``change``,
-    on the narrow frame, is what that adds to the wide image; ``sky`` the falloff's model as a
-    WideSky (None with linearize off); ``info`` and ``note`` what was measured, for the check."""
+    """The wide image flat-fielded by a lens's falloff, its sky taken out as flats would have left it:
+    on the narrow frame, the registered wide plane times ``gain`` plus ``change``; ``sky`` that sky
+    as a WideSky (None with linearize off); ``info`` and ``note`` what was measured, for the check."""
 
+    gain: np.ndarray
     change: np.ndarray
     sky: WideSky | None
     info: dict
     note: str
 
     def wide(self, plane):
-        """The registered wide plane with the falloff's sky taken out instead; no data (0) stays 0."""
-        return np.where(plane != 0, plane + self.change, plane).astype(np.float32)
+        """The registered wide plane flat-fielded, with the flat sky taken out; no data (0) stays 0."""
+        return np.where(plane != 0, plane * self.gain + self.change, plane).astype(np.float32)
 
 
 def _confirmed_falloffs(background, linearize):
-    """Per channel, where the wide image's ABE (vignetting off) would have kept a lens's falloff on its
-    boxes (``falloff_seen`` in their metadata) and the stars Register matched confirm a lens's falloff
-    (the transform's ``star_falloff``), the wide image with ABE's fit made again with the falloff
-    (:class:`_Falloff`), else None; None where no channel has one."""
+    """Per channel, where the stars Register matched show a wide lens's falloff (the transform's
+    ``star_falloff``), the wide image flat-fielded by it (:class:`_Falloff`), else None; None where
+    no channel has one. The falloff is the one the wide image's ABE (vignetting off) would have kept on
+    its boxes (``falloff_seen`` in their metadata) where the stars confirm it, or the stars' own where
+    they measure it clearly (:func:`~msgr_nodes.ops.lens_falloff.measures_falloff`): a nebula over
+    most of the wide frame hides a lens from ABE's boxes."""
     if background is None or background[2] is None:
         return None
     _, model, transform = background
@@ -197,33 +200,50 @@ def _confirmed_falloffs(background, linearize):
     out = []
     for plane, (samples, settings, seen) in zip(model, boxes):
         lens = None
-        if seen and not settings.vignetting and confirms_falloff(stars, seen) and gives_model(samples, settings, plane):
-            lens = _with_falloff(plane, samples, settings, transform, linearize, stars)
+        confirmed = bool(seen) and confirms_falloff(stars, seen)
+        if not settings.vignetting and (confirmed or measures_falloff(stars)) and \
+                gives_model(samples, settings, plane):
+            lens = _flat_fielded(plane, samples, settings, transform, linearize, stars, confirmed)
         out.append(lens)
     return out if any(o is not None for o in out) else None
 
 
-def _with_falloff(plane, samples, settings, transform, linearize, stars):
-    """ABE's fit made again on its boxes with vignetting on, as a :class:`_Falloff` for the narrow
-    frame; None where the boxes keep no falloff that way."""
-    surface = falloff_surface(samples, settings, plane.shape)
-    if surface is None:
-        return None
-    lens_settings = replace(settings, vignetting=True)
-    model = surface.evaluate()
-    # ABE's normalize keeps the sky's level: the wide image is (data - model + median(model))
-    change = smooth_onto_reference(plane - model, transform).evaluate()
-    change += np.float32(sampled_median(model) - sampled_median(plane))
-    sky = None
+def _flat_fielded(plane, samples, settings, transform, linearize, stars, confirmed):
+    """The wide image divided by the lens's falloff and ABE's fit made again on its boxes so divided, as
+    a :class:`_Falloff` for the narrow frame: the falloff ABE's boxes keep with vignetting on where
+    ``confirmed``, the stars' otherwise; None where the boxes keep none or allow no fit."""
+    if confirmed:
+        fitted = falloff_surface(samples, settings, plane.shape)
+        if fitted is None:
+            return None
+        k, sky = fitted.falloff, Surface("polynomial", plane.shape, fitted.coef, fitted.degree)
+    else:
+        k, sky = stars["k"], flat_sky_surface(samples, settings, plane.shape, stars["k"])
+        if sky is None:
+            return None
+    flat = Surface("polynomial", plane.shape, np.ones(1), 0, falloff=k).evaluate()
+    sky_plane = sky.evaluate()
+    gain = 1.0 / smooth_onto_reference(flat, transform).evaluate()
+    # ABE's normalize kept the sky's level, so the wide input is (data - model + median(model)); flat
+    # fielded, (data - model + median(model) + model - median(model)) / flat - sky + median(sky)
+    change = smooth_onto_reference(plane, transform).evaluate()
+    change -= np.float32(sampled_median(plane))
+    change *= gain
+    change -= smooth_onto_reference(sky_plane, transform).evaluate()
+    change += np.float32(sampled_median(sky_plane))
+    wide_sky = None
     if linearize != "off":
-        sky = WideSky(smooth_onto_reference(model, transform), sampled_median(model),
-                      functools.partial(_refit_sky, samples, lens_settings, model, transform))
-    info = {"k": float(surface.falloff), "stars_k": stars["k"], "stars_error": stars["error"], "stars": stars["stars"]}
-    note = (f"; the wide image's background dims towards its corners as through a lens without flats: its ABE "
-            f"found a falloff of {100 * surface.falloff:.0f} % and its stars confirm it ({100 * stars['k']:.0f} +- "
-            f"{100 * stars['error']:.0f} % from {stars['stars']} stars' fluxes against the narrow image's), so its sky "
-            f"was taken out with that falloff")
-    return _Falloff(change, sky, info, note)
+        # through a tone curve, that sky is not fitted again: the flat divided linear values
+        wide_sky = WideSky(smooth_onto_reference(sky_plane, transform), sampled_median(sky_plane))
+    info = {"k": float(k), "stars_k": stars["k"], "stars_error": stars["error"], "stars": stars["stars"],
+            "from": "abe" if confirmed else "stars"}
+    measured = (f"{100 * stars['k']:.0f} +- {100 * stars['error']:.0f} % from {stars['stars']} stars' fluxes against "
+                f"the narrow image's")
+    found = (f"its ABE found a falloff of {100 * k:.0f} % and its stars confirm it ({measured})" if confirmed else
+             f"its stars show a falloff of {measured} (its ABE's sample boxes, amid nebula, could not tell it)")
+    note = (f"; the wide image dims towards its corners as through a lens without flats: {found}, so it was "
+            f"divided by that falloff and its sky taken out as the flats would have left it")
+    return _Falloff(gain.astype(np.float32), change.astype(np.float32), wide_sky, info, note)
 
 
 def _refit_sky(samples, settings, model, transform, curve):
@@ -239,7 +259,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=18, category="Multiscale",
+    type="DetailFit", version=19, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -252,11 +272,12 @@ SPEC = NodeSpec(
          "shared detail (linearize), with the sky the wide image's ABE took out in stretched values put back "
          "before the curve and taken out again, ABE's fit redone on its sample boxes made linear "
          "(wide_background and transform). A wide lens's vignetting is "
-         "measured from the slope tile by tile and taken out multiplicatively; where the wide image's ABE "
-         "(vignetting off) found that a lens's radial falloff fits its sample boxes better, and the stars "
-         "Register matched confirm it (their wide fluxes against the narrow ones fall towards the wide frame's "
-         "corners, which a bright nebula in the frame's middle cannot fake), ABE's boxes are fitted again with "
-         "the falloff and the wide image's sky is taken out with it. A softer wide image is "
+         "measured from the slope tile by tile and taken out multiplicatively; where the stars Register matched "
+         "show a lens's falloff (their wide fluxes against the narrow ones fall towards the wide frame's "
+         "corners, which a bright nebula in the frame's middle cannot fake), clearly on their own or confirming "
+         "the falloff the wide image's ABE (vignetting off) found its sample boxes prefer, the wide image is "
+         "divided by that falloff, as a flat would, and ABE's boxes so divided are fitted again for its sky. "
+         "A softer wide image is "
          "compared at matched "
          "resolution (the narrow one blurred to it), and the difference is taken at the softer image's "
          "resolution, from the star FWHMs StarRemove measured on both; given the narrow image with its stars "
@@ -293,7 +314,7 @@ SPEC = NodeSpec(
                  help="the wide image's background model from its ABE (subtract): where the wide image is "
                       "linearized, that sky is put back before the tone curve and taken out again, fitted anew "
                       "on ABE's sample boxes made linear (a model from elsewhere: through the curve); where "
-                      "ABE's boxes preferred a lens's falloff that the stars confirm, fitted again with it"),
+                      "the stars show a lens's falloff, fitted again on ABE's boxes divided by it"),
             Port(name="transform", type="transform", optional=True,
                  help="Register's transform, to bring wide_background from the wide image's grid to the "
                       "narrow one")),

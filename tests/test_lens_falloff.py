@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from msgr_nodes.ops.lens_falloff import confirms_falloff, star_falloff
+from msgr_nodes.ops.abe import ABEParams, BoxSamples
+from msgr_nodes.ops.lens_falloff import confirms_falloff, flat_sky_surface, measures_falloff, star_falloff
 from synthpair import _moffat_stars
 
 
@@ -43,9 +44,43 @@ def test_the_stars_measure_the_lens_falloff_and_not_a_central_nebula(rng, fallof
     assert measured["stars"] > 100
     assert measured["k"] == pytest.approx(falloff, abs=0.05), measured
     assert confirms_falloff(measured, 0.35) == (falloff > 0)
+    # clear enough to be trusted alone, where ABE's boxes cannot tell a lens amid nebula
+    assert measures_falloff(measured) == (falloff > 0)
 
 
 def test_too_few_stars_give_no_measurement(rng):
     narrow, wide, nxy, wxy, size = _star_pair(rng, 0.35, nebula=0.0)
     assert star_falloff(narrow, wide, nxy[:20], wxy[:20], size[:20], 1 / 3) is None
     assert not confirms_falloff(None, 0.35)
+
+
+def test_the_stars_alone_are_trusted_only_for_a_clear_strong_falloff():
+    """Lens-free pairs measure k of -0.05 to 0.04, at most 2.5 errors from 0."""
+    assert measures_falloff({"k": 0.36, "error": 0.011, "stars": 400})
+    assert not measures_falloff({"k": 0.04, "error": 0.016, "stars": 400})  # too weak to matter
+    assert not measures_falloff({"k": 0.30, "error": 0.08, "stars": 40})  # too uncertain
+    assert not measures_falloff(None)
+
+
+def test_abes_boxes_divided_by_the_falloff_give_the_sky_flats_would_have_left(rng):
+    """Sample boxes of a 1200x900 wide frame: a light-pollution ramp with a curve, through a lens of
+    -35 % in the corners (a cubic and more, which a degree-2 fit of the boxes as they are cannot
+    follow), and a few nebula boxes; divided by the falloff they give the ramp again."""
+    h, w = 900, 1200
+    gy, gx = np.mgrid[16:h:32, 16:w:32]
+    x, y = gx.ravel().astype(float), gy.ravel().astype(float)
+    u, v = (x - (w - 1) / 2) / (w / 2), (y - (h - 1) / 2) / (h / 2)
+    sky = 0.10 + 0.03 * u - 0.02 * v + 0.015 * u * v
+    r2 = ((x - (w - 1) / 2) ** 2 + (y - (h - 1) / 2) ** 2) / (0.5 * math.hypot(w, h)) ** 2
+    value = sky * (1 - 0.35 * r2) + rng.normal(0, 2e-4, x.size)
+    nebula = rng.random(x.size) < 0.1
+    value[nebula] += 0.05
+    samples = BoxSamples(x, y, value, np.ones(x.size, bool))
+    p = ABEParams(degree=2)
+    surface = flat_sky_surface(samples, p, (h, w), 0.35)
+    error = surface.at(x, y) - sky
+    assert np.max(np.abs(error[~nebula] - np.median(error))) < 0.002 * 0.10
+    # the boxes as they are leave the lens's shape in a degree-2 surface
+    plain = flat_sky_surface(samples, p, (h, w), 0.0)
+    plain_error = plain.at(x, y) - sky * (1 - 0.35 * r2)
+    assert np.max(np.abs(plain_error[~nebula] - np.median(plain_error))) > 5 * np.max(np.abs(error[~nebula] - np.median(error)))

@@ -19,7 +19,7 @@ import numpy as np
 import sep
 
 from ..errors import MsgrError
-from .abe import ABEParams, BoxSamples, Surface, fit_samples, radius2
+from .abe import FALLOFF_MIN, ABEParams, BoxSamples, Surface, fit_samples, radius2
 
 # Fewest matched, unsaturated stars with a clear flux in both images for a measurement
 MIN_STARS = 30
@@ -33,6 +33,10 @@ CLIP_SIGMA = 3.0
 # against ABE's 0.35-0.37)
 CONFIRM_SHARE = 0.5
 CONFIRM_SIGMA = 3.0
+# Where ABE's boxes keep no falloff (a nebula over most of the wide frame hides a lens from them),
+# the stars alone are trusted from this many of their errors, for a falloff of at least ABE's
+# FALLOFF_MIN at the corners (lens-free pairs: at most 2.5 errors and 0.04)
+ALONE_SIGMA = 5.0
 
 
 def _aperture_flux(plane: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +117,36 @@ def confirms_falloff(stars: dict | None, k: float) -> bool:
     return stars["k"] >= CONFIRM_SHARE * k and stars["k"] >= CONFIRM_SIGMA * stars["error"]
 
 
+def measures_falloff(stars: dict | None) -> bool:
+    """Whether the stars' falloff (:func:`star_falloff`'s dict) is a lens's on its own: at least
+    FALLOFF_MIN at the corners and ALONE_SIGMA of its errors above 0."""
+    return bool(stars) and stars["k"] >= FALLOFF_MIN and stars["k"] >= ALONE_SIGMA * stars["error"]
+
+
+def flat_sky_surface(samples: BoxSamples, p: ABEParams, shape: tuple[int, int], k: float) -> Surface | None:
+    """ABE's fit on its sample boxes (taken on an (h, w) ``shape`` frame) divided by a lens's falloff
+    ``k`` (a flat made of 1 - k r^2): the sky as flats would have left it, a polynomial; None where
+    the boxes no longer allow a fit with ``p``."""
+    flat = BoxSamples(samples.x, samples.y, samples.value / falloff_flat(samples.x, samples.y, shape, k),
+                      samples.kept)
+    try:
+        surface, _ = fit_samples(flat, shape, replace(p, vignetting=False))
+    except MsgrError:
+        return None
+    return surface if surface.kind == "polynomial" else None
+
+
+def falloff_flat(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], k: float) -> np.ndarray:
+    """A lens's falloff 1 - k r^2 at pixel columns ``x`` and rows ``y`` of an (h, w) ``shape`` frame
+    (r in half-diagonals from its centre): what a flat of that lens would hold, 1 at the centre."""
+    rx, ry = radius2(np.asarray(x, np.float64), np.asarray(y, np.float64), shape)
+    return 1.0 - k * (rx + ry)
+
+
 def falloff_surface(samples: BoxSamples, p: ABEParams, shape: tuple[int, int]) -> Surface | None:
     """ABE's fit on its sample boxes (taken on an (h, w) ``shape`` frame) made again with a lens's
-    radial falloff (``vignetting`` on); None where its held-out test keeps none that way, or the
-    boxes no longer allow a fit."""
+    radial falloff (``vignetting`` on): a polynomial times (1 - k r^2), k in its ``falloff``; None
+    where its held-out test keeps none that way, or the boxes no longer allow a fit."""
     try:
         surface, stats = fit_samples(samples, shape, replace(p, vignetting=True))
     except MsgrError:
