@@ -275,7 +275,7 @@ def rung(check):
     head = check.split(";")[0].split(":")[0].split(" (")[0]
     extras = [word for key, word in (("lacks", "region left out"), ("no data on", "no-data region left out"),
                                      ("own background model", "its own model there"),
-                                     ("vignetting", "gain map"), ("its stars confirm it", "lens falloff"),
+                                     ("vignetting", "gain map"), ("divided by that falloff", "lens falloff"),
                                      ("not linear", "linearized")) if key in check]
     return head + "".join(f" + {e}" for e in extras)
 
