@@ -8,7 +8,7 @@ from msgr_nodes.api import Image, NodeError, NodeSpec, Param, Port
 from msgr_nodes.ops.abe import ABEParams, BoxSamples, Surface, fit_mapped, gives_model
 from msgr_nodes.ops.gradient import WideSky, match_wide, sampled_median
 from msgr_nodes.ops.lens_falloff import confirms_falloff, falloff_surface, flat_sky_surface, measures_falloff
-from msgr_nodes.ops.register import smooth_onto_reference
+from msgr_nodes.ops.register import GridSurface, smooth_onto_reference
 from msgr_nodes.ops.stars import match_channels
 
 
@@ -59,7 +59,7 @@ def run(ctx, inputs, params):
             if lens is not None:
                 wide[c] = lens.wide(wide[c])
                 if skies:
-                    skies[c] = lens.sky
+                    skies[c] = lens.wide_sky
     blur = difference_blur(n, w)
     wide_beta = float(w.meta.get("psf_beta", 0) or 0) if params["star_wings"] == "measured" else 0.0
 
@@ -168,19 +168,34 @@ def _wide_skies(background, n, linearize):
 
 @dataclass
 class _Falloff:
-    """The wide image flat-fielded by a lens's falloff, its sky taken out as flats would have left it:
-    on the narrow frame, the registered wide plane times ``gain`` plus ``change``; ``sky`` that sky
-    as a WideSky (None with linearize off); ``info`` and ``note`` what was measured, for the check."""
+    """The wide image flat-fielded by a lens's falloff, its sky taken out as flats would have left it.
+    On the narrow frame, as smooth surfaces (evaluated one channel at a time: a 24 Mpx frame's planes
+    are 96 MB each): ``flat`` the falloff, ``model`` ABE's plain model that the wide input had taken
+    out down to ``model_level``, ``sky`` the sky fitted under the flat, left at ``sky_level``.
+    ``wide_sky`` is that sky as a WideSky (None with linearize off); ``info`` and ``note`` what was
+    measured, for the check."""
 
-    gain: np.ndarray
-    change: np.ndarray
-    sky: WideSky | None
+    flat: GridSurface
+    model: GridSurface
+    model_level: float
+    sky: GridSurface
+    sky_level: float
+    wide_sky: WideSky | None
     info: dict
     note: str
 
     def wide(self, plane):
-        """The registered wide plane flat-fielded, with the flat sky taken out; no data (0) stays 0."""
-        return np.where(plane != 0, plane * self.gain + self.change, plane).astype(np.float32)
+        """The registered wide plane (H, W) flat-fielded, with the flat's sky taken out; no data (0)
+        stays 0."""
+        # ABE's normalize kept the sky's level, so the wide input is data - model + model_level;
+        # flat-fielded: (input + model - model_level) / flat - sky + sky_level
+        out = self.model.evaluate()
+        out += plane
+        out -= np.float32(self.model_level)
+        out /= self.flat.evaluate()
+        out -= self.sky.evaluate()
+        out += np.float32(self.sky_level)
+        return np.where(plane != 0, out, plane).astype(np.float32, copy=False)
 
 
 def _confirmed_falloffs(background, linearize):
@@ -223,18 +238,9 @@ def _flat_fielded(plane, samples, settings, transform, linearize, stars, confirm
             return None
     flat = Surface("polynomial", plane.shape, np.ones(1), 0, falloff=k).evaluate()
     sky_plane = sky.evaluate()
-    gain = 1.0 / smooth_onto_reference(flat, transform).evaluate()
-    # ABE's normalize kept the sky's level, so the wide input is (data - model + median(model)); flat
-    # fielded, (data - model + median(model) + model - median(model)) / flat - sky + median(sky)
-    change = smooth_onto_reference(plane, transform).evaluate()
-    change -= np.float32(sampled_median(plane))
-    change *= gain
-    change -= smooth_onto_reference(sky_plane, transform).evaluate()
-    change += np.float32(sampled_median(sky_plane))
-    wide_sky = None
-    if linearize != "off":
-        # through a tone curve, that sky is not fitted again: the flat divided linear values
-        wide_sky = WideSky(smooth_onto_reference(sky_plane, transform), sampled_median(sky_plane))
+    sky_grid, sky_level = smooth_onto_reference(sky_plane, transform), sampled_median(sky_plane)
+    # through a tone curve, that sky is not fitted again: the flat divided linear values
+    wide_sky = WideSky(sky_grid, sky_level) if linearize != "off" else None
     info = {"k": float(k), "stars_k": stars["k"], "stars_error": stars["error"], "stars": stars["stars"],
             "from": "abe" if confirmed else "stars"}
     measured = (f"{100 * stars['k']:.0f} +- {100 * stars['error']:.0f} % from {stars['stars']} stars' fluxes against "
@@ -243,7 +249,8 @@ def _flat_fielded(plane, samples, settings, transform, linearize, stars, confirm
              f"its stars show a falloff of {measured} (its ABE's sample boxes, amid nebula, could not tell it)")
     note = (f"; the wide image dims towards its corners as through a lens without flats: {found}, so it was "
             f"divided by that falloff and its sky taken out as the flats would have left it")
-    return _Falloff(gain.astype(np.float32), change.astype(np.float32), wide_sky, info, note)
+    return _Falloff(smooth_onto_reference(flat, transform), smooth_onto_reference(plane, transform),
+                    sampled_median(plane), sky_grid, sky_level, wide_sky, info, note)
 
 
 def _refit_sky(samples, settings, model, transform, curve):
