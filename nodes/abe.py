@@ -41,7 +41,8 @@ def run(ctx, inputs, params):
             ctx.warn(f"channel {c + 1}: the background dims towards the corners as through a lens without flats "
                      f"(a radial falloff of {100 * st['falloff_seen']:.0f} % at the corners predicts held-out sample "
                      f"boxes {plain_error / falloff_error:.1f}x better than the polynomial alone); not used here, as "
-                     f"vignetting is off (a DetailFit given this model uses it where the stars confirm a lens): if "
+                     f"vignetting is off (a DetailFit given this model uses it where the stars confirm a lens, and divides "
+                     f"the wide image by it): if "
                      f"this image was not flat-fielded, set {ctx.node_id}.vignetting on (a bright nebula in the "
                      f"frame's middle can look the same)")
         models[c] = surf.evaluate()

@@ -51,8 +51,8 @@ SPEC = NodeSpec(
          "smoothing thin-plate spline correct the distortion. Hot pixels of the target (sources whose light "
          "sits in one pixel) are replaced by their surroundings before it is resampled. The matched stars' "
          "fluxes (target against reference) also measure a target lens's radial falloff (the transform's "
-         "star_falloff: k of 1 - k r^2, r in the target frame's half-diagonals), which DetailFit uses to confirm "
-         "vignetting.",
+         "star_falloff: k of 1 - k r^2, r in the target frame's half-diagonals), by which DetailFit divides the "
+         "wide image, as a flat would (where it is clear, or confirms the falloff the wide image's ABE found).",
     run=run,
     inputs=(Port(name="reference", type="image", help="the frame to align to (MSGR: narrow)"),
             Port(name="target", type="image", help="the image to resample (MSGR: wide, after ABE)")),
