@@ -51,7 +51,7 @@ def run(ctx, inputs, params):
                         f"took the narrow image's stars from")
     background = _background_on_narrow(inputs, n)
     skies = _wide_skies(background, n, params["linearize"])
-    lenses = _confirmed_falloffs(background, params["linearize"])
+    lenses = _lens_flats(background, params["linearize"])
     if lenses:
         # the wide image flat-fielded by the lens's falloff, its sky fitted again on ABE's boxes so divided
         wide = wide.copy()  # the input stays as it was
@@ -198,7 +198,7 @@ class _Falloff:
         return np.where(plane != 0, out, plane).astype(np.float32, copy=False)
 
 
-def _confirmed_falloffs(background, linearize):
+def _lens_flats(background, linearize):
     """Per channel, where the stars Register matched show a wide lens's falloff (the transform's
     ``star_falloff``), the wide image flat-fielded by it (:class:`_Falloff`), else None; None where
     no channel has one. The falloff is the one the wide image's ABE (vignetting off) would have kept on
