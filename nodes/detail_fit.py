@@ -7,7 +7,8 @@ import numpy as np
 from msgr_nodes.api import Image, NodeError, NodeSpec, Param, Port
 from msgr_nodes.ops.abe import ABEParams, BoxSamples, Surface, fit_mapped, gives_model
 from msgr_nodes.ops.gradient import WideSky, match_wide, sampled_median
-from msgr_nodes.ops.lens_falloff import confirms_falloff, falloff_surface, flat_sky_surface, measures_falloff
+from msgr_nodes.ops.lens_falloff import (confirms_falloff, falloff_surface, flat_sky_surface, lens_flat,
+                                         measures_falloff)
 from msgr_nodes.ops.register import GridSurface, smooth_onto_reference
 from msgr_nodes.ops.stars import match_channels
 
@@ -236,7 +237,7 @@ def _flat_fielded(plane, samples, settings, transform, linearize, stars, confirm
         k, sky = stars["k"], flat_sky_surface(samples, settings, plane.shape, stars["k"])
         if sky is None:
             return None
-    flat = Surface("polynomial", plane.shape, np.ones(1), 0, falloff=k).evaluate()
+    flat = lens_flat(plane.shape, k).evaluate()
     sky_plane = sky.evaluate()
     sky_grid, sky_level = smooth_onto_reference(sky_plane, transform), sampled_median(sky_plane)
     # through a tone curve, that sky is not fitted again: the flat divided linear values

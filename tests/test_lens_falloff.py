@@ -55,7 +55,8 @@ def test_too_few_stars_give_no_measurement(rng):
 
 
 def test_the_stars_alone_are_trusted_only_for_a_clear_strong_falloff():
-    """Lens-free pairs measure k of -0.05 to 0.04, at most 2.5 errors from 0."""
+    """On the benchmarks' pairs, lens-free wide images measure k of -0.43 to 0.09 (at most 4.3 errors
+    from 0), -35 % lenses 0.33-0.37 +- 0.010-0.031."""
     assert measures_falloff({"k": 0.36, "error": 0.011, "stars": 400})
     assert not measures_falloff({"k": 0.04, "error": 0.016, "stars": 400})  # too weak to matter
     assert not measures_falloff({"k": 0.30, "error": 0.08, "stars": 40})  # too uncertain

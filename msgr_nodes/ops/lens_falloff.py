@@ -133,7 +133,7 @@ def flat_sky_surface(samples: BoxSamples, p: ABEParams, shape: tuple[int, int], 
     """ABE's fit on its sample boxes (taken on an (h, w) ``shape`` frame) divided by a lens's falloff
     ``k`` (a flat made of 1 - k r^2): the sky as flats would have left it, a polynomial; None where
     the boxes no longer allow a fit with ``p``."""
-    flat = BoxSamples(samples.x, samples.y, samples.value / falloff_flat(samples.x, samples.y, shape, k),
+    flat = BoxSamples(samples.x, samples.y, samples.value / lens_flat(shape, k).at(samples.x, samples.y),
                       samples.kept)
     try:
         surface, _ = fit_samples(flat, shape, replace(p, vignetting=False))
@@ -142,11 +142,11 @@ def flat_sky_surface(samples: BoxSamples, p: ABEParams, shape: tuple[int, int], 
     return surface if surface.kind == "polynomial" else None
 
 
-def falloff_flat(x: np.ndarray, y: np.ndarray, shape: tuple[int, int], k: float) -> np.ndarray:
-    """A lens's falloff 1 - k r^2 at pixel columns ``x`` and rows ``y`` of an (h, w) ``shape`` frame
-    (r in half-diagonals from its centre): what a flat of that lens would hold, 1 at the centre."""
-    rx, ry = radius2(np.asarray(x, np.float64), np.asarray(y, np.float64), shape)
-    return 1.0 - k * (rx + ry)
+def lens_flat(shape: tuple[int, int], k: float) -> Surface:
+    """What a flat of a lens with falloff ``k`` would hold on an (h, w) ``shape`` frame: 1 - k r^2 (r in
+    half-diagonals from its centre), 1 at the centre, as a Surface (``at`` for points, ``evaluate``
+    for the frame)."""
+    return Surface("polynomial", shape, np.ones(1), 0, falloff=k)
 
 
 def falloff_surface(samples: BoxSamples, p: ABEParams, shape: tuple[int, int]) -> Surface | None:
