@@ -104,13 +104,28 @@ def working_factor(shape: tuple[int, int], detail_sigma: float) -> int:
 
 
 @dataclass
+class StarsForSlope:
+    """The narrow image with its stars, for the slope of the detail bands (:class:`Bands`): ``narrow``
+    the (H, W) plane, ``masks`` (H, W) bool where either image's stars were removed (or None), and
+    ``blur`` the Gaussian sigma (narrow px) that brings its stars to the wide image's resolution."""
+
+    narrow: np.ndarray
+    masks: np.ndarray | None
+    blur: float
+
+
+@dataclass
 class Bands:
     """Both images' detail band at a working resolution (block means of about sigma/4 px, so the band
     always spans 2-16 working pixels: cheap at every scale), and which pixels may be fitted.
 
     ``ok`` leaves out what is no sky detail: saturated or empty pixels and, once :func:`detail_slope`
     has found them, local defects (satellite trails, blooming, stacking edges: pixels whose residual
-    stands far out), each widened by the band-pass's reach so that their ringing goes too."""
+    stands far out), each widened by the band-pass's reach so that their ringing goes too.
+
+    ``stars`` is the band of the narrow image with its stars, at the wide image's resolution, and
+    ``stars_ok`` where it may be fitted (outside both images' star masks): the slope is measured on
+    it (:func:`detail_slope`), the checks on the starless band."""
 
     narrow: np.ndarray
     wide: np.ndarray
@@ -120,10 +135,13 @@ class Bands:
     factor: int = 1  # narrow px per working px (block means of this size)
     defects: float = 0.0  # share of the pixels left out as local defects
     outliers: np.ndarray | None = None  # those pixels (h, w) bool, once detail_slope has found them
+    stars: np.ndarray | None = None
+    stars_ok: np.ndarray | None = None
 
     @classmethod
     def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92,
-           blur: float = 0.0, defects: np.ndarray | None = None, cache: dict | None = None) -> "Bands":
+           blur: float = 0.0, defects: np.ndarray | None = None, cache: dict | None = None,
+           stars: StarsForSlope | None = None) -> "Bands":
         """The detail bands of both planes at one scale, on a working grid of block means.
 
         Parameters
@@ -141,6 +159,8 @@ class Bands:
             (H, W) bool, pixels to leave out (with the band's reach).
         cache : dict, optional
             Keeps the block means of each factor for the next scale or blur step.
+        stars : StarsForSlope, optional
+            The narrow image with its stars, for the slope (see the class).
         """
         f = working_factor(narrow.shape, detail_sigma)
         cache = {} if cache is None else cache
@@ -161,7 +181,25 @@ class Bands:
         ok = ~ndimage.binary_dilation(~usable, iterations=reach) if not usable.all() else usable
         if bad is not None:
             ok &= ~bad
-        return cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach, detail_sigma / f, f)
+        bands = cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach, detail_sigma / f, f)
+        if stars is not None:
+            key = ("stars", f)
+            if key not in cache:
+                s = downsample(stars.narrow, f)
+                if stars.blur > 0:
+                    # at the wide image's resolution before the defects are filled: a star whose core is
+                    # a defect keeps the halo the wide image shows around it (filled first, such stars
+                    # went whole and the slope of a soft wide image fell back to 0.97 at 8 px, 1.21 this way)
+                    s = ndimage.gaussian_filter(s, stars.blur / f, mode="reflect")
+                if bad is not None:
+                    s = fill_masked(s[None], bad)[0]
+                cache[key] = (s, downsample(stars.masks, f) <= 0.5 if stars.masks is not None else None)
+            s, free = cache[key]
+            if blur > 0:  # the matched-resolution step, as the starless image gets it
+                s = ndimage.gaussian_filter(s, blur / f, mode="reflect")
+            bands.stars = bandpass(s, detail_sigma / f)
+            bands.stars_ok = ok if free is None else ok & free[:ok.shape[0], :ok.shape[1]]
+        return bands
 
     def ratio(self, slope: float) -> float:
         """How much of the narrow image's detail the difference narrow - slope x wide keeps (over the
@@ -188,7 +226,23 @@ def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
     """The wide -> narrow slope on one detail band (L1 line through the band's samples).
 
     A first line finds the local defects (residuals beyond DEFECT_SIGMA robust sigmas, widened by the
-    band's reach); they leave ``bands.ok`` and the line is fitted again without them."""
+    band's reach); they leave ``bands.ok`` and the line is fitted again without them. Where the band
+    carries the narrow image with its stars (``bands.stars``), the slope is that band's, fitted the
+    same way outside the defects and the star masks."""
+    b = _line_without_defects(bands, max_samples)
+    if bands.stars is None:
+        return b
+    # The wide image keeps the faint stars its star removal missed; the starless narrow image does
+    # not, so they were wide-only detail and pulled the slope down like noise in the wide image (a
+    # Veil pair at ratio 6: 1.07 and 1.16 at 16 and 32 px, truth 1.25; with the narrow image's stars at
+    # the wide one's resolution 1.29 and 1.34). The starless band still judges how much detail the
+    # wide image explains: the stars' residuals would swamp that.
+    with_stars = Bands(bands.stars, bands.wide, bands.ok & bands.stars_ok, bands.reach, bands.sigma, bands.factor)
+    return _line_without_defects(with_stars, max_samples)
+
+
+def _line_without_defects(bands: Bands, max_samples: int) -> float:
+    """:func:`detail_slope`'s line on ``bands`` as they are, its defects marked in them."""
     def line() -> float:
         idx = np.flatnonzero(bands.ok.ravel())
         if idx.size > max_samples:
@@ -430,7 +484,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         defects |= skip
     search = functools.partial(_search, narrow, detail_sigma=detail_sigma, slope_tolerance=slope_tolerance,
                                detail_threshold=detail_threshold)
-    blur, scales, chosen, defect_share = search(wide, defects)
+    # the slope on the narrow image with its stars, as the difference below takes it
+    with_stars = None if narrow_stars is None else StarsForSlope(
+        narrow_stars, star_masks, difference_blur if difference_blur >= MIN_DIFFERENCE_BLUR else 0.0)
+    blur, scales, chosen, defect_share = search(wide, defects, stars=with_stars)
     tone_note, tone = "", None
     if linearize == "auto" and scales:
         # the curve is fitted where the images were compared: at the scale judged and the matched
@@ -744,13 +801,14 @@ def _judged_ratio(scales, chosen) -> float:
     return min(t[3] for t in scales)
 
 
-def _search(narrow, wide, defects, detail_sigma, slope_tolerance, detail_threshold):
+def _search(narrow, wide, defects, detail_sigma, slope_tolerance, detail_threshold, stars=None):
     """The detail scales compared, sharp first and then at matched resolution (BLUR_STEPS) until a
     stable pair appears: (blur, scales, chosen, share of the frame left out as defects); see
-    :func:`_stable_scales`. Without a stable pair, the sharp comparison (blur 0)."""
+    :func:`_stable_scales`. Without a stable pair, the sharp comparison (blur 0). ``stars``: a
+    :class:`StarsForSlope` for the slopes, or None."""
     defect_share = float(defects.mean())
     stable = functools.partial(_stable_scales, narrow, wide, detail_sigma, slope_tolerance, detail_threshold,
-                               defects=defects if defect_share else None, cache={})
+                               defects=defects if defect_share else None, cache={}, stars=stars)
     sharp = stable(0.0)
     blur, (scales, chosen) = 0.0, sharp
     for step in BLUR_STEPS:
@@ -806,7 +864,7 @@ BLUR_STEPS = (2.0, 4.0, 6.0, 9.0)
 
 
 def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold, blur, defects=None,
-                   cache=None):
+                   cache=None, stars=None):
     """The detail scales measured (sigma, bands, slope, ratio), finest first, up to the first pair of
     neighbours that both explain the narrow image and agree; and that pair's (sigma, bands, slope)."""
     scales, chosen = [], None
@@ -816,7 +874,7 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
             break
         if sigma < blur:  # a band finer than the blur holds no shared detail
             continue
-        bands = Bands.of(narrow, wide, sigma, blur=blur, defects=defects, cache=cache)
+        bands = Bands.of(narrow, wide, sigma, blur=blur, defects=defects, cache=cache, stars=stars)
         b2 = detail_slope(bands)
         r2 = bands.ratio(b2)
         if scales:
