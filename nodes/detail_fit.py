@@ -35,7 +35,7 @@ def run(ctx, inputs, params):
     difference = np.empty_like(n.data)
     fitted = np.empty_like(n.data)
     infos = []
-    stars = None
+    stars = wide_stars = None
     for port in ("narrow_mask", "wide_mask"):
         m = inputs.get(port)
         if m is None:
@@ -43,6 +43,8 @@ def run(ctx, inputs, params):
         if m.data.shape[1:] != n.data.shape[1:]:
             raise NodeError(f"{port} is {m.describe()} but narrow is {n.describe()}: give the star mask of the "
                             f"image on this grid (StarRemove's mask output)")
+        if port == "wide_mask":
+            wide_stars = m.data[0] > 0.5
         stars = (m.data[0] > 0.5) if stars is None else stars | (m.data[0] > 0.5)
     if inputs.get("transform") is not None and inputs.get("wide_background") is None:
         ctx.warn("the transform is used only with wide_background (the wide image's ABE model): not used")
@@ -72,7 +74,7 @@ def run(ctx, inputs, params):
                           floor_passes=params["floor_passes"], linearize=params["linearize"], star_masks=stars,
                           wide_sky=skies[c] if skies else None, difference_blur=blur,
                           narrow_stars=None if full is None else full.data[c],
-                          star_beta=wide_beta)
+                          star_beta=wide_beta, wide_star_mask=wide_stars)
 
     for c, r in enumerate(ctx.map(channel, range(n.channels))):
         difference[c], fitted[c] = r.difference, r.fitted
@@ -290,7 +292,9 @@ SPEC = NodeSpec(
          "resolution (the narrow one blurred to it), and the difference is taken at the softer image's "
          "resolution, from the star FWHMs StarRemove measured on both; given the narrow image with its stars "
          "(narrow_stars), the difference is taken on it, so that the faint stars the wide image's StarRemove "
-         "cannot find (a soft image's detection limit is shallower) cancel instead of being taken for sky; "
+         "cannot find (a soft image's detection limit is shallower) cancel instead of being taken for sky, and "
+         "the slope is measured on it too, at the wide image's resolution and outside the star masks (against "
+         "the starless image those stars were detail of the wide image alone and pulled the slope low); "
          "the narrow image's stars are blurred to the wide stars' profile, wings included (star_wings). "
          "The fit checks itself: if the wide image explains the "
          "narrow one's detail with no two detail scales agreeing on the slope, the slope of the band that "
@@ -315,9 +319,9 @@ SPEC = NodeSpec(
             Port(name="wide_mask", type="mask", optional=True,
                  help="the registered wide image's star mask, likewise"),
             Port(name="narrow_stars", type="image", optional=True,
-                 help="the narrow image with its stars (StarRemove's input): the difference is taken on it, so "
-                      "that the faint stars the wide image's StarRemove left in cancel instead of being taken for "
-                      "sky (the star masks are still left out)"),
+                 help="the narrow image with its stars (StarRemove's input): the difference and the slope are "
+                      "taken on it, so that the faint stars the wide image's StarRemove left in cancel instead of "
+                      "being taken for sky or pulling the slope (the star masks are still left out)"),
             Port(name="wide_background", type="image", optional=True,
                  help="the wide image's background model from its ABE (subtract): where the wide image is "
                       "linearized, that sky is put back before the tone curve and taken out again, fitted anew "

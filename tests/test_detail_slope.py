@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from msgr_nodes.ops.gradient import match_wide
+from msgr_nodes.ops.gradient import StarsForSlope, match_wide
 from synthpair import _moffat_stars
 
 TRUE_SLOPE = 1.25
@@ -38,10 +38,32 @@ def test_the_slope_is_measured_with_the_stars_the_wide_image_kept(seed):
     """The faint stars the wide image's star removal missed are detail of the wide image alone
     against the starless narrow image: they pull the slope off (measured 1.14-1.20 on seeds 0-2,
     truth 1.25; a fallback on seed 1). Against the narrow image with its stars, at the wide one's
-    resolution, they are shared: 1.245-1.260."""
+    resolution, they are shared: 1.245-1.260, and those slopes agree from band to band."""
     narrow, narrow_stars, wide, blur = _pair_with_faint_stars(np.random.default_rng(seed))
     starless = match_wide(narrow, wide, difference_blur=blur)
     with_stars = match_wide(narrow, wide, narrow_stars=narrow_stars, difference_blur=blur)
     assert abs(starless.info["b"] / TRUE_SLOPE - 1) > 0.04  # the bias this is about, with this pair
     assert with_stars.info["check"] == "passed", with_stars.info["check"]
     assert abs(with_stars.info["b"] / TRUE_SLOPE - 1) < 0.015, with_stars.info["b"]
+
+
+def test_the_stars_the_wide_image_removed_are_taken_out_of_the_narrow_plane_for_the_slope():
+    """Only the stars the wide image kept are shared detail: a star under the wide image's own star
+    mask (removed and filled there) is taken out of the narrow plane the slope is measured on, block
+    by block at the working resolution; one outside it stays."""
+    starless = np.full((64, 64), 0.02, np.float32)
+    star = np.zeros((64, 64), np.float32)
+    star[10:12, 10:12] = 0.5  # removed from the wide image too
+    star[40:42, 50:52] = 0.3  # too faint for the wide image's star removal
+    wide_masks = np.zeros((64, 64), bool)
+    wide_masks[6:16, 6:16] = True
+    with_stars = starless + star
+    kept = with_stars.copy()
+    stars = StarsForSlope(with_stars, starless, wide_masks, None, 0.0)
+    for f in (1, 2):
+        plane = stars.at(f)
+        assert plane.shape == (64 // f, 64 // f) and plane.dtype == np.float32
+        assert np.allclose(plane[10 // f, 10 // f], 0.02)
+        assert plane[40 // f, 50 // f] > 0.2
+    assert np.array_equal(with_stars, kept)  # the caller's plane is left as it was
+    assert np.allclose(StarsForSlope(with_stars, starless, None, None, 0.0).at(1), with_stars)

@@ -105,13 +105,28 @@ def working_factor(shape: tuple[int, int], detail_sigma: float) -> int:
 
 @dataclass
 class StarsForSlope:
-    """The narrow image with its stars, for the slope of the detail bands (:class:`Bands`): ``narrow``
-    the (H, W) plane, ``masks`` (H, W) bool where either image's stars were removed (or None), and
-    ``blur`` the Gaussian sigma (narrow px) that brings its stars to the wide image's resolution."""
+    """The narrow image with the stars the wide image kept, for the slope of the detail bands
+    (:class:`Bands`): ``narrow`` the (H, W) plane with its stars and ``starless`` without them, whose
+    stars are put back but where the wide image's were removed (``wide_masks``, (H, W) bool, or None:
+    all of them); ``masks`` (H, W) bool where either image's stars were removed (or None), left out of
+    the fit; ``blur`` the Gaussian sigma (narrow px) that brings the stars to the wide image's
+    resolution."""
 
     narrow: np.ndarray
+    starless: np.ndarray
+    wide_masks: np.ndarray | None
     masks: np.ndarray | None
     blur: float
+
+    def at(self, f: int) -> np.ndarray:
+        """The plane at the working resolution of block means of ``f`` px, not blurred: the stars
+        the wide image removed are taken out again (block by block, by the share of the block its
+        masks cover)."""
+        s = downsample(self.narrow, f)
+        if self.wide_masks is not None:  # a new plane: at f = 1, s is the caller's own
+            starless = downsample(self.starless, f)
+            s = s - (s - starless) * downsample(self.wide_masks, f)
+        return s.astype(np.float32, copy=False)
 
 
 @dataclass
@@ -123,9 +138,9 @@ class Bands:
     has found them, local defects (satellite trails, blooming, stacking edges: pixels whose residual
     stands far out), each widened by the band-pass's reach so that their ringing goes too.
 
-    ``stars`` is the band of the narrow image with its stars, at the wide image's resolution, and
-    ``stars_ok`` where it may be fitted (outside both images' star masks): the slope is measured on
-    it (:func:`detail_slope`), the checks on the starless band."""
+    ``stars`` is the band of the narrow image with the stars the wide image kept, at the wide image's
+    resolution, and ``stars_ok`` where it may be fitted (outside both images' star masks): a second
+    slope is measured on it (:func:`detail_slope`); the checks stay on the starless band."""
 
     narrow: np.ndarray
     wide: np.ndarray
@@ -137,6 +152,7 @@ class Bands:
     outliers: np.ndarray | None = None  # those pixels (h, w) bool, once detail_slope has found them
     stars: np.ndarray | None = None
     stars_ok: np.ndarray | None = None
+    slope_with_stars: float | None = None  # its slope, once detail_slope has measured it
 
     @classmethod
     def of(cls, narrow: np.ndarray, wide: np.ndarray, detail_sigma: float, reject_high: float = 0.92,
@@ -185,7 +201,7 @@ class Bands:
         if stars is not None:
             key = ("stars", f)
             if key not in cache:
-                s = downsample(stars.narrow, f)
+                s = stars.at(f)
                 if stars.blur > 0:
                     # at the wide image's resolution before the defects are filled: a star whose core is
                     # a defect keeps the halo the wide image shows around it (filled first, such stars
@@ -227,18 +243,14 @@ def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
 
     A first line finds the local defects (residuals beyond DEFECT_SIGMA robust sigmas, widened by the
     band's reach); they leave ``bands.ok`` and the line is fitted again without them. Where the band
-    carries the narrow image with its stars (``bands.stars``), the slope is that band's, fitted the
-    same way outside the defects and the star masks."""
+    carries the narrow image with the stars the wide one kept (``bands.stars``), that band's slope is
+    fitted too, the same way outside the defects and the star masks, into ``bands.slope_with_stars``."""
     b = _line_without_defects(bands, max_samples)
-    if bands.stars is None:
-        return b
-    # The wide image keeps the faint stars its star removal missed; the starless narrow image does
-    # not, so they were wide-only detail and pulled the slope down like noise in the wide image (a
-    # Veil pair at ratio 6: 1.07 and 1.16 at 16 and 32 px, truth 1.25; with the narrow image's stars at
-    # the wide one's resolution 1.29 and 1.34). The starless band still judges how much detail the
-    # wide image explains: the stars' residuals would swamp that.
-    with_stars = Bands(bands.stars, bands.wide, bands.ok & bands.stars_ok, bands.reach, bands.sigma, bands.factor)
-    return _line_without_defects(with_stars, max_samples)
+    if bands.stars is not None:
+        with_stars = Bands(bands.stars, bands.wide, bands.ok & bands.stars_ok, bands.reach, bands.sigma,
+                           bands.factor)
+        bands.slope_with_stars = _line_without_defects(with_stars, max_samples)
+    return b
 
 
 def _line_without_defects(bands: Bands, max_samples: int) -> float:
@@ -356,7 +368,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
                floor_degree: int = 0, floor_unbalance: float = 1.8, floor_passes: int = 1,
                linearize: str = "auto", star_masks: np.ndarray | None = None,
                wide_sky: WideSky | None = None, difference_blur: float = 0.0,
-               narrow_stars: np.ndarray | None = None, star_beta: float = 0.0) -> MatchResult:
+               narrow_stars: np.ndarray | None = None, star_beta: float = 0.0,
+               wide_star_mask: np.ndarray | None = None) -> MatchResult:
     """The wide image matched to the narrow one (a + b wide) and their difference, with self-checks.
 
     1. The slope b is measured on shared detail bands (band-passes; gradients do not bias them) at
@@ -443,6 +456,10 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         ``difference_blur``, the narrow image's stars are blurred by a Moffat kernel of this beta
         (and the FWHM the Gaussian would have), so that they get the wide stars' wings; 0, or
         outside 1.5-10, blurs them by the Gaussian.
+    wide_star_mask : ndarray, optional
+        (H, W) bool, where the wide image's own stars were removed: the slope is measured on the
+        narrow image with the stars the wide image kept (``narrow_stars`` but those), at its
+        resolution; without it, with all of the narrow image's stars.
 
     Returns
     -------
@@ -486,7 +503,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
                                detail_threshold=detail_threshold)
     # the slope on the narrow image with its stars, as the difference below takes it
     with_stars = None if narrow_stars is None else StarsForSlope(
-        narrow_stars, star_masks, difference_blur if difference_blur >= MIN_DIFFERENCE_BLUR else 0.0)
+        narrow_stars, narrow, wide_star_mask, star_masks,
+        difference_blur if difference_blur >= MIN_DIFFERENCE_BLUR else 0.0)
     blur, scales, chosen, defect_share = search(wide, defects, stars=with_stars)
     tone_note, tone = "", None
     if linearize == "auto" and scales:
@@ -515,7 +533,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
                 tone["used"] = False
                 tone_note = ""
     info = {"b_large": b_large, "check": "passed", "blur": blur, "defects": defect_share, "coverage": coverage,
-            "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr, "defects": bd.defects}
+            "scales": [{"sigma": sg, "b": bb, "detail_ratio": rr, "defects": bd.defects,
+                        **({"b_with_stars": bd.slope_with_stars} if bd.slope_with_stars is not None else {})}
                        for sg, bd, bb, rr in scales]}
     if tone:
         info["tone_curve"] = tone
@@ -878,12 +897,20 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
         b2 = detail_slope(bands)
         r2 = bands.ratio(b2)
         if scales:
-            s1, bands1, b1, r1 = scales[-1]
-            if r1 <= detail_threshold and r2 <= detail_threshold and b1 > 0 and \
-                    abs(b1 - b2) <= slope_tolerance * abs(b2):
-                # the coarser band's slope: the finer one is the first biased by a wide image that
-                # resolves less (4 px: 1.198 where 8 and 16 px agree on 1.272)
-                chosen = (sigma, bands, b2)
+            bands1 = scales[-1][1]
+            # The wide image keeps the faint stars its star removal missed; against the starless narrow
+            # image they are detail of the wide image alone and pull the slope off (a Veil pair at ratio
+            # 6: 1.07 and 1.16 at 16 and 32 px, truth 1.25; with the stars the wide image kept, at its
+            # resolution, 1.29 and 1.34). Those slopes go first where they agree; where they do not (a
+            # band as fine as the stars, whose profiles differ: 0.29 at 4 px on a galaxy field where
+            # the starless slopes agree on 1.24), the starless ones may.
+            for x1, x2 in ((bands1.slope_with_stars, bands.slope_with_stars), (scales[-1][2], b2)):
+                if x1 is not None and x2 is not None and x1 > 0 and abs(x1 - x2) <= slope_tolerance * abs(x2) \
+                        and bands1.ratio(x1) <= detail_threshold and bands.ratio(x2) <= detail_threshold:
+                    # the coarser band's slope: the finer one is the first biased by a wide image that
+                    # resolves less (4 px: 1.198 where 8 and 16 px agree on 1.272)
+                    chosen = (sigma, bands, x2)
+                    break
         scales.append((sigma, bands, b2, r2))
         if chosen:
             break
