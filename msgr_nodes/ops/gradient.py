@@ -123,10 +123,14 @@ class StarsForSlope:
         the wide image removed are taken out again (block by block, by the share of the block its
         masks cover)."""
         s = downsample(self.narrow, f)
-        if self.wide_masks is not None:  # a new plane: at f = 1, s is the caller's own
-            starless = downsample(self.starless, f)
-            s = s - (s - starless) * downsample(self.wide_masks, f)
-        return s.astype(np.float32, copy=False)
+        if self.wide_masks is not None:
+            # in place, float32: two channels' working planes at a time are a pipeline's peak
+            if f <= 1:
+                s = s.copy()  # downsample gave the caller's own plane
+            gone = downsample(self.starless, f) - s
+            gone *= downsample(self.wide_masks, f)
+            s += gone
+        return s
 
 
 @dataclass
@@ -140,7 +144,8 @@ class Bands:
 
     ``stars`` is the band of the narrow image with the stars the wide image kept, at the wide image's
     resolution, and ``stars_ok`` where it may be fitted (outside both images' star masks): a second
-    slope is measured on it (:func:`detail_slope`); the checks stay on the starless band."""
+    slope is measured on it (:func:`detail_slope`, which then lets both go); the checks stay on the
+    starless band."""
 
     narrow: np.ndarray
     wide: np.ndarray
@@ -250,6 +255,9 @@ def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
         with_stars = Bands(bands.stars, bands.wide, bands.ok & bands.stars_ok, bands.reach, bands.sigma,
                            bands.factor)
         bands.slope_with_stars = _line_without_defects(with_stars, max_samples)
+        # only the slope is needed from here on: the scales are kept until the verdict, and their
+        # planes would add to the node's peak (two channels at a time)
+        bands.stars = bands.stars_ok = None
     return b
 
 
