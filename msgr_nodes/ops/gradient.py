@@ -210,7 +210,8 @@ class Bands:
                 if stars.blur > 0:
                     # at the wide image's resolution before the defects are filled: a star whose core is
                     # a defect keeps the halo the wide image shows around it (filled first, such stars
-                    # went whole and the slope of a soft wide image fell back to 0.97 at 8 px, 1.21 this way)
+                    # went whole: with all the narrow image's stars put back, the slope of a soft wide
+                    # image fell to 0.97 at 8 px, 1.21 this way)
                     s = ndimage.gaussian_filter(s, stars.blur / f, mode="reflect")
                 if bad is not None:
                     s = fill_masked(s[None], bad)[0]
@@ -509,7 +510,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
         defects |= skip
     search = functools.partial(_search, narrow, detail_sigma=detail_sigma, slope_tolerance=slope_tolerance,
                                detail_threshold=detail_threshold)
-    # the slope on the narrow image with its stars, as the difference below takes it
+    # a second slope per band, on the narrow image with the stars the wide image kept (the difference
+    # below is taken on the narrow image with its stars too)
     with_stars = None if narrow_stars is None else StarsForSlope(
         narrow_stars, narrow, wide_star_mask, star_masks,
         difference_blur if difference_blur >= MIN_DIFFERENCE_BLUR else 0.0)
@@ -909,7 +911,7 @@ def _stable_scales(narrow, wide, detail_sigma, slope_tolerance, detail_threshold
             # The wide image keeps the faint stars its star removal missed; against the starless narrow
             # image they are detail of the wide image alone and pull the slope off (a Veil pair at ratio
             # 6: 1.07 and 1.16 at 16 and 32 px, truth 1.25; with the stars the wide image kept, at its
-            # resolution, 1.29 and 1.34). Those slopes go first where they agree; where they do not (a
+            # resolution, 1.18 and 1.22). Those slopes go first where they agree; where they do not (a
             # band as fine as the stars, whose profiles differ: 0.29 at 4 px on a galaxy field where
             # the starless slopes agree on 1.24), the starless ones may.
             for x1, x2 in ((bands1.slope_with_stars, bands.slope_with_stars), (scales[-1][2], b2)):
