@@ -43,9 +43,10 @@ def run(ctx, inputs, params):
         if m.data.shape[1:] != n.data.shape[1:]:
             raise NodeError(f"{port} is {m.describe()} but narrow is {n.describe()}: give the star mask of the "
                             f"image on this grid (StarRemove's mask output)")
+        mask = m.data[0] > 0.5
         if port == "wide_mask":
-            wide_stars = m.data[0] > 0.5
-        stars = (m.data[0] > 0.5) if stars is None else stars | (m.data[0] > 0.5)
+            wide_stars = mask
+        stars = mask if stars is None else stars | mask
     if inputs.get("transform") is not None and inputs.get("wide_background") is None:
         ctx.warn("the transform is used only with wide_background (the wide image's ABE model): not used")
     full = inputs.get("narrow_stars")

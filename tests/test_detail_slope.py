@@ -59,11 +59,11 @@ def test_the_stars_the_wide_image_removed_are_taken_out_of_the_narrow_plane_for_
     wide_masks[6:16, 6:16] = True
     with_stars = starless + star
     kept = with_stars.copy()
-    stars = StarsForSlope(with_stars, starless, wide_masks, None, 0.0)
+    stars = StarsForSlope(with_stars, wide_masks, None, 0.0)
     for f in (1, 2):
-        plane = stars.at(f)
+        plane = stars.at(f, starless[::f, ::f])  # a flat plane: its block means
         assert plane.shape == (64 // f, 64 // f) and plane.dtype == np.float32
         assert np.allclose(plane[10 // f, 10 // f], 0.02)
         assert plane[40 // f, 50 // f] > 0.2
     assert np.array_equal(with_stars, kept)  # the caller's plane is left as it was
-    assert np.allclose(StarsForSlope(with_stars, starless, None, None, 0.0).at(1), with_stars)
+    assert np.allclose(StarsForSlope(with_stars, None, None, 0.0).at(1, starless), with_stars)

@@ -106,28 +106,26 @@ def working_factor(shape: tuple[int, int], detail_sigma: float) -> int:
 @dataclass
 class StarsForSlope:
     """The narrow image with the stars the wide image kept, for the slope of the detail bands
-    (:class:`Bands`): ``narrow`` the (H, W) plane with its stars and ``starless`` without them, whose
-    stars are put back but where the wide image's were removed (``wide_masks``, (H, W) bool, or None:
-    all of them); ``masks`` (H, W) bool where either image's stars were removed (or None), left out of
-    the fit; ``blur`` the Gaussian sigma (narrow px) that brings the stars to the wide image's
-    resolution."""
+    (:class:`Bands`): ``narrow`` the (H, W) plane with its stars, whose stars are kept but where the
+    wide image's were removed (``wide_masks``, (H, W) bool, or None: all of them); ``masks`` (H, W)
+    bool where either image's stars were removed (or None), left out of the fit; ``blur`` the
+    Gaussian sigma (narrow px) that brings the stars to the wide image's resolution."""
 
     narrow: np.ndarray
-    starless: np.ndarray
     wide_masks: np.ndarray | None
     masks: np.ndarray | None
     blur: float
 
-    def at(self, f: int) -> np.ndarray:
-        """The plane at the working resolution of block means of ``f`` px, not blurred: the stars
-        the wide image removed are taken out again (block by block, by the share of the block its
-        masks cover)."""
+    def at(self, f: int, starless: np.ndarray) -> np.ndarray:
+        """The plane at the working resolution of block means of ``f`` px, not blurred, given the
+        starless narrow image's block means there (``starless``): the stars the wide image removed
+        are taken out again (block by block, by the share of the block its masks cover)."""
         s = downsample(self.narrow, f)
         if self.wide_masks is not None:
             # in place, float32: two channels' working planes at a time are a pipeline's peak
             if f <= 1:
                 s = s.copy()  # downsample gave the caller's own plane
-            gone = downsample(self.starless, f) - s
+            gone = starless - s
             gone *= downsample(self.wide_masks, f)
             s += gone
         return s
@@ -143,9 +141,9 @@ class Bands:
     stands far out), each widened by the band-pass's reach so that their ringing goes too.
 
     ``stars`` is the band of the narrow image with the stars the wide image kept, at the wide image's
-    resolution, and ``stars_ok`` where it may be fitted (outside both images' star masks): a second
-    slope is measured on it (:func:`detail_slope`, which then lets both go); the checks stay on the
-    starless band."""
+    resolution, and ``stars_ok`` where, besides ``ok``, it may be fitted (outside both images' star
+    masks; None: everywhere): a second slope is measured on it (:func:`detail_slope`, which then lets
+    both go); the checks stay on the starless band."""
 
     narrow: np.ndarray
     wide: np.ndarray
@@ -187,14 +185,27 @@ class Bands:
         cache = {} if cache is None else cache
         if f not in cache:
             n, w = downsample(narrow, f), downsample(wide, f)
+            s = free = None
+            if stars is not None:
+                s = stars.at(f, n)
+                if stars.blur > 0:
+                    # at the wide image's resolution before the defects are filled: a star whose core is
+                    # a defect keeps the halo the wide image shows around it (filled first, such stars
+                    # went whole: with all the narrow image's stars put back, the slope of a soft wide
+                    # image fell to 0.97 at 8 px, 1.21 this way)
+                    s = ndimage.gaussian_filter(s, stars.blur / f, mode="reflect")
+                free = downsample(stars.masks, f) <= 0.5 if stars.masks is not None else None
             bad = None
             if defects is not None:
                 # filled from their surroundings (at the working resolution: cheap), so that their
                 # band-pass ringing never reaches the pixels around them
                 bad = downsample(defects, f) > 0
-                n, w = fill_masked(np.stack([n, w]), bad)
-            cache[f] = (n, w, bad)
-        n, w, bad = cache[f]
+                if s is None:
+                    n, w = fill_masked(np.stack([n, w]), bad)
+                else:
+                    n, w, s = fill_masked(np.stack([n, w, s]), bad)
+            cache[f] = (n, w, bad, s, free)
+        n, w, bad, s, free = cache[f]
         usable = (n > 0) & (n < reject_high) & (w > 0) & (w < reject_high)
         if blur > 0:
             n = ndimage.gaussian_filter(n, blur / f, mode="reflect")
@@ -203,24 +214,10 @@ class Bands:
         if bad is not None:
             ok &= ~bad
         bands = cls(bandpass(n, detail_sigma / f), bandpass(w, detail_sigma / f), ok, reach, detail_sigma / f, f)
-        if stars is not None:
-            key = ("stars", f)
-            if key not in cache:
-                s = stars.at(f)
-                if stars.blur > 0:
-                    # at the wide image's resolution before the defects are filled: a star whose core is
-                    # a defect keeps the halo the wide image shows around it (filled first, such stars
-                    # went whole: with all the narrow image's stars put back, the slope of a soft wide
-                    # image fell to 0.97 at 8 px, 1.21 this way)
-                    s = ndimage.gaussian_filter(s, stars.blur / f, mode="reflect")
-                if bad is not None:
-                    s = fill_masked(s[None], bad)[0]
-                cache[key] = (s, downsample(stars.masks, f) <= 0.5 if stars.masks is not None else None)
-            s, free = cache[key]
+        if s is not None:
             if blur > 0:  # the matched-resolution step, as the starless image gets it
                 s = ndimage.gaussian_filter(s, blur / f, mode="reflect")
-            bands.stars = bandpass(s, detail_sigma / f)
-            bands.stars_ok = ok if free is None else ok & free[:ok.shape[0], :ok.shape[1]]
+            bands.stars, bands.stars_ok = bandpass(s, detail_sigma / f), free
         return bands
 
     def ratio(self, slope: float) -> float:
@@ -253,8 +250,8 @@ def detail_slope(bands: Bands, max_samples: int = 500_000) -> float:
     fitted too, the same way outside the defects and the star masks, into ``bands.slope_with_stars``."""
     b = _line_without_defects(bands, max_samples)
     if bands.stars is not None:
-        with_stars = Bands(bands.stars, bands.wide, bands.ok & bands.stars_ok, bands.reach, bands.sigma,
-                           bands.factor)
+        ok = bands.ok if bands.stars_ok is None else bands.ok & bands.stars_ok
+        with_stars = Bands(bands.stars, bands.wide, ok, bands.reach, bands.sigma, bands.factor)
         bands.slope_with_stars = _line_without_defects(with_stars, max_samples)
         # only the slope is needed from here on: the scales are kept until the verdict, and their
         # planes would add to the node's peak (two channels at a time)
@@ -513,7 +510,7 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     # a second slope per band, on the narrow image with the stars the wide image kept (the difference
     # below is taken on the narrow image with its stars too)
     with_stars = None if narrow_stars is None else StarsForSlope(
-        narrow_stars, narrow, wide_star_mask, star_masks,
+        narrow_stars, wide_star_mask, star_masks,
         difference_blur if difference_blur >= MIN_DIFFERENCE_BLUR else 0.0)
     blur, scales, chosen, defect_share = search(wide, defects, stars=with_stars)
     tone_note, tone = "", None
