@@ -4,7 +4,7 @@ msgr_additive.json given the truth's gradient-free wide image, scored with ../sh
 on pairs made with make_pairs.py, in one run.
 
     python benchmarks/quality.py [--workdir DIR] [--out DIR] [--size 2000 1500] [--realpairs] [--imperfect]
-                                 [--base] [--only NAME ...] [--graph-only]
+                                 [--base] [--only NAME ...] [--graph-only [--with-floor]]
 
 --imperfect adds the scenes users bring: soft wide optics (--wide-fwhm 3.5-6, and the same scenes
 with a sharp wide image), few frames, a
@@ -387,7 +387,11 @@ def main():
     ap.add_argument("--graph-only", action="store_true",
                     help="only the recommended graph's column and verdict (a change to the graph alone: the "
                          "single-image columns, msgr.json and the floor are as before; '-' here)")
+    ap.add_argument("--with-floor", action="store_true",
+                    help="with --graph-only: the floor (truth wide) too, which a change to the graph can move")
     a = ap.parse_args()
+    if a.with_floor and not a.graph_only:
+        ap.error("--with-floor goes with --graph-only (a full run has the floor already)")
     score_mod = load_score()
     scenes = [(n, args, None) for n, args in SCENES] if (a.base or not (a.imperfect or a.realpairs)) else []
     scenes += IMPERFECT if a.imperfect else []
@@ -427,7 +431,7 @@ def main():
                 if path:
                     before_after_png(read_image(pair / "narrow.fits").data, read_image(path).data,
                                      read_image(out / "msgr_additive_model.fits").data, out / "before_after.png")
-        if "realpair" not in args and not a.graph_only:
+        if "realpair" not in args and (not a.graph_only or a.with_floor):
             # the injected gradient itself subtracted: what the scorer gives a perfect additive
             # correction (gain_spread's own floor on noisy scenes)
             row["perfect"] = score_mod.score(narrow - score_mod.load(pair / "narrow_gradient.fits"), pair, sky)
@@ -441,7 +445,7 @@ def main():
         verdict = rung(row.get("verdict") or "")
         if a.graph_only:
             print(f"| {scene} | {cell(row['uncorrected'])} | - | - | - | **{cell(row['msgr_additive.json'])}** "
-                  f"| {verdict} | - |", flush=True)
+                  f"| {verdict} | {cell(row['floor']) if 'floor' in row else '-'} |", flush=True)
             continue
         print(f"| {scene} | {cell(row['uncorrected'])} | {cell(row['best_abe'])} (degree {row['best_abe_degree']}"
               f"{', 2 passes' if row['best_abe_passes'] == 2 else ''}) "
