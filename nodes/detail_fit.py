@@ -270,7 +270,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=21, category="Multiscale",
+    type="DetailFit", version=22, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -296,7 +296,8 @@ SPEC = NodeSpec(
          "cannot find (a soft image's detection limit is shallower) cancel instead of being taken for sky, and "
          "the slope is measured on it too, at the wide image's resolution and outside the star masks (against "
          "the starless image those stars were detail of the wide image alone and pulled the slope low); "
-         "the narrow image's stars are blurred to the wide stars' profile, wings included (star_wings). "
+         "the narrow image's stars are blurred to the wide stars' profile, wings included (star_wings; the "
+         "measured wings are checked around the brightest stars). "
          "The fit checks itself: if the wide image explains the "
          "narrow one's detail with no two detail scales agreeing on the slope, the slope of the band that "
          "explains it best is used (the plain additive model; the large-scale slope where none explains it "
@@ -371,6 +372,9 @@ SPEC = NodeSpec(
         Param(name="star_wings", kind="choice", default="measured", choices=("measured", "gaussian"), advanced=True,
               help="measured: with narrow_stars, the narrow image's stars are blurred to the wide image's star "
               "profile (a Moffat of the beta StarRemove measured on the wide image's stars), so that their "
-              "wings match; gaussian: by the Gaussian that matches the FWHMs, as the nebula is"),
+              "wings match, unless around the brightest stars another kernel (a Gaussian, or a Moffat of beta "
+              "1.5-5) leaves the difference much flatter: the measure is the stars' median profile, and "
+              "where the sources are broad themselves it gives wings the wide image does not have; "
+              "gaussian: by the Gaussian that matches the FWHMs, as the nebula is"),
     ),
 )

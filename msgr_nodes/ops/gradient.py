@@ -27,6 +27,7 @@ from .local_trust import fit_gain, measure_tiles, uncovered, upsample_mask, wide
 from .mmt import smooth
 from .psf import moffat_blur
 from .register import GridSurface
+from .star_wings import matching_wings
 from .stars import fill_masked
 from .tone_curve import fit_tone_curve
 
@@ -473,8 +474,11 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     star_beta : float
         Moffat beta of the wide image's stars (StarRemove measures it): with ``narrow_stars`` and a
         ``difference_blur``, the narrow image's stars are blurred by a Moffat kernel of this beta
-        (and the FWHM the Gaussian would have), so that they get the wide stars' wings; 0, or
-        outside 1.5-10, blurs them by the Gaussian.
+        (and the FWHM the Gaussian would have), so that they get the wide stars' wings; outside
+        1.5-10 by the Gaussian. Where the crops around the brightest stars show another kernel
+        leaving the difference much flatter (:func:`~msgr_nodes.ops.star_wings.matching_wings`),
+        that one is used instead. 0 (not measured, or the node's ``star_wings: gaussian``): the
+        Gaussian, unchecked.
     wide_star_mask : ndarray, optional
         (H, W) bool, where the wide image's own stars were removed: the slope is measured on the
         narrow image with the stars the wide image kept (``narrow_stars`` but those), at its
@@ -628,8 +632,15 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if narrow_stars is not None:
         info["difference_with_stars"] = base is narrow_stars
     star_kernel = None
-    if base is narrow_stars and MIN_STAR_BETA <= star_beta <= MAX_STAR_BETA:
-        star_kernel = (difference_blur * 2.3548, star_beta)
+    noise = _pixel_noise(narrow) if base is narrow_stars else 0.0
+    if base is narrow_stars and star_beta > 0 and difference_blur >= MIN_DIFFERENCE_BLUR:
+        # the measured beta is the median profile of the wide image's stars, the sources' own
+        # breadth with it: checked against what the wide image shows around its brightest stars
+        beta, info["star_wings"] = matching_wings(
+            narrow, narrow_stars, fitted, difference_blur, star_masks, star_beta,
+            star_light=lambda s, n: _without_hot_pixels(s - n, noise))
+        if beta is not None:
+            star_kernel = (difference_blur * 2.3548, beta)
     if difference_blur >= MIN_DIFFERENCE_BLUR:
         # the narrow image at the wide one's resolution: what the wide image cannot resolve of a
         # bright knot (its sharp core minus the wide image's blurred one) is no sky to model. Its
@@ -641,7 +652,6 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
             # structure the star profile barely touches) left the wide stars' Moffat wings, up to
             # hundreds of times brighter a few FWHM out, unmatched around every star outside the
             # masks (soft wide image fwhm 3.5: 0.27 -> 0.22 % of sky)
-            noise = _pixel_noise(narrow)
             moffat_blur(lambda rows: _without_hot_pixels(narrow_stars[rows] - narrow[rows], noise), *star_kernel,
                         add_to=diff, shape=narrow.shape)
             info["star_kernel"] = {"fwhm": star_kernel[0], "beta": star_kernel[1]}
@@ -893,9 +903,6 @@ def _trust_locally(shape, bands: Bands, b: float, info: dict):
 # The difference is taken with the narrow image blurred to the wide one's resolution from this
 # sigma (narrow px) up: below it the two resolve the same large scales.
 MIN_DIFFERENCE_BLUR = 1.0
-# The narrow image's stars are blurred by a Moffat kernel of the wide image's beta where it was
-# measured in this range; outside it (no wings measured, or a Gaussian) by the Gaussian.
-MIN_STAR_BETA, MAX_STAR_BETA = 1.5, 10.0
 
 # Gaussian sigmas (narrow px) tried to bring the narrow image to a softer wide image's resolution:
 # up to a wide FWHM of about 8x the narrow's (3 px stars against 24 px).
