@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import abe, load_score, modify, rung, run_graph, scene_tag, truth_wide  # noqa: E402
+from quality import abe, graph_floor, load_score, modify, rung, run_graph, scene_tag  # noqa: E402
 from pairs import make_pair  # noqa: E402
 
 from msgr_nodes.executor import Executor  # noqa: E402
@@ -75,11 +75,10 @@ def prepare(workdir: Path, tag: str, args: list, changes: list) -> Path:
     return pair
 
 
-def graph_floor(pair: Path, out: Path, changes, ex, score_mod, sky: float) -> float:
-    """resid_rms (% of sky) the recommended graph leaves given the truth's gradient-free wide image (with
-    the scene's ``changes`` made to it too), nan where the graph fails."""
-    path, _, _ = run_graph("msgr_additive.json", truth_wide(pair, out, changes), out / "truth_wide", ex)
-    return score_mod.score(score_mod.load(path), pair, sky)["resid_rms"] if path else float("nan")
+def floor_rms(pair: Path, out: Path, changes, ex, score_mod, sky: float) -> float:
+    """resid_rms (% of sky) of :func:`quality.graph_floor`, nan where the graph fails."""
+    scores = graph_floor(pair, out, changes, ex, score_mod, sky)
+    return scores["resid_rms"] if scores else float("nan")
 
 
 def main():
@@ -109,7 +108,7 @@ def main():
         if a.graph_only:
             path, _, check = run_graph("msgr_additive.json", pair, out, ex)
             ours = score_mod.score(score_mod.load(path), pair, sky)["resid_rms"] if path else float("nan")
-            floor = f"{graph_floor(pair, out, changes, ex, score_mod, sky):.2f}" if a.with_floor else "-"
+            floor = f"{floor_rms(pair, out, changes, ex, score_mod, sky):.2f}" if a.with_floor else "-"
             print(f"| {scene} | {uncorrected:.2f} | - | **{ours:.2f}** | - | {floor} | - | {rung(check or '')} |",
                   flush=True)
             continue
@@ -117,7 +116,7 @@ def main():
         best, degree = min(runs)
         path, _, check = run_graph("msgr_additive.json", pair, out, ex)
         ours = score_mod.score(score_mod.load(path), pair, sky)["resid_rms"] if path else float("nan")
-        floor = graph_floor(pair, out, changes, ex, score_mod, sky)
+        floor = floor_rms(pair, out, changes, ex, score_mod, sky)
         perfect = score_mod.score(narrow - score_mod.load(pair / "narrow_gradient.fits"), pair, sky)["resid_rms"]
         print(f"| {scene} | {uncorrected:.2f} | {best:.2f} (degree {degree}) | **{ours:.2f}** | {best / ours:.1f}x "
               f"| {floor:.2f} | {perfect:.2f} | {rung(check or '')} |", flush=True)

@@ -333,6 +333,13 @@ def run_graph(name, pair, out, ex, results=None, settings=None):
     return out / f"{name[:-5]}.fits", time.perf_counter() - t, check
 
 
+def graph_floor(pair, out, modifiers, ex, score_mod, sky):
+    """The scores (score.py's dict) the recommended graph gets given the truth's gradient-free wide
+    image (:func:`truth_wide`, with the scene's ``modifiers``), or None where the graph fails."""
+    path, _, _ = run_graph("msgr_additive.json", truth_wide(pair, out, modifiers), out / "truth_wide", ex)
+    return score_mod.score(score_mod.load(path), pair, sky) if path else None
+
+
 def abe(pair, out, ex, score_mod, sky, degree, passes=1):
     """Our ABE node on the narrow image at one degree (0 = auto) and number of passes: (score, the
     degree it used), or None."""
@@ -435,9 +442,7 @@ def main():
             # the injected gradient itself subtracted: what the scorer gives a perfect additive
             # correction (gain_spread's own floor on noisy scenes)
             row["perfect"] = score_mod.score(narrow - score_mod.load(pair / "narrow_gradient.fits"), pair, sky)
-            floor_pair = truth_wide(pair, out, [modifier] if modifier else [])
-            path, _, _ = run_graph("msgr_additive.json", floor_pair, out / "truth_wide", ex)
-            row["floor"] = score_mod.score(score_mod.load(path), pair, sky) if path else None
+            row["floor"] = graph_floor(pair, out, [modifier] if modifier else [], ex, score_mod, sky)
         if not a.keep_images:
             tidy(out, best)
         rows.append(row)

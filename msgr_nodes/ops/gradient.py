@@ -632,8 +632,8 @@ def match_wide(narrow: np.ndarray, wide: np.ndarray, *, detail_sigma: float = 8.
     if narrow_stars is not None:
         info["difference_with_stars"] = base is narrow_stars
     star_kernel = None
-    noise = _pixel_noise(narrow) if base is narrow_stars else 0.0
     if base is narrow_stars and star_beta > 0 and difference_blur >= MIN_DIFFERENCE_BLUR:
+        noise = _pixel_noise(narrow)  # the star kernel below is only set here, and uses it too
         # the measured beta is the median profile of the wide image's stars, the sources' own
         # breadth with it: checked against what the wide image shows around its brightest stars
         beta, info["star_wings"] = matching_wings(

@@ -106,6 +106,9 @@ def matching_wings(narrow: np.ndarray, narrow_stars: np.ndarray, fitted: np.ndar
     light = star_light or (lambda s, n: s - n)
     scores = {None: 0.0, **{beta: 0.0 for beta in betas}}
     used = 0
+    inner = (slice(pad, pad + 2 * half + 1),) * 2  # the scored square inside each crop
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    outer = np.hypot(yy, xx) >= 0.75 * half  # where the crop's level is taken
     positions = brightest_stars(narrow_stars, narrow)
     for y, x in positions:
         y0, y1, x0, x1 = y - half - pad, y + half + pad + 1, x - half - pad, x + half + pad + 1
@@ -114,10 +117,8 @@ def matching_wings(narrow: np.ndarray, narrow_stars: np.ndarray, fitted: np.ndar
         n = np.asarray(narrow[y0:y1, x0:x1], np.float32)
         s = light(np.asarray(narrow_stars[y0:y1, x0:x1], np.float32), n)
         base = ndimage.gaussian_filter(n, blur, mode="reflect") - fitted[y0:y1, x0:x1]
-        inner = (slice(pad, pad + 2 * half + 1),) * 2
-        free = np.ones((2 * half + 1,) * 2, bool) if masks is None else ~masks[y0:y1, x0:x1][inner]
-        yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
-        ring = free & (np.hypot(yy, xx) >= 0.75 * half)
+        free = np.ones(outer.shape, bool) if masks is None else ~masks[y0:y1, x0:x1][inner]
+        ring = free & outer
         if free.sum() < 0.2 * free.size or ring.sum() < 50:
             continue
         level = float(np.median(base[inner][ring]))
