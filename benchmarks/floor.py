@@ -50,7 +50,8 @@ def main():
                                        settings={"detail_fit.floor_degree": degree})
             result = score_mod.score(score_mod.load(path), pair, sky)["resid_rms"] if path else None
             used = runs[0].results["detail_fit"].metadata["channels"][0].get("floor_degree", "-") if path else "-"
-            cells.append(f"failed: {check}" if result is None else f"{result:.2f} (degree {used})")
+            how = "nothing subtracted" if used == 0 else f"degree {used}"
+            cells.append(f"failed: {check}" if result is None else f"{result:.2f} ({how})")
         for degree in DEGREES[1:]:
             run = abe(pair, out, ex, score_mod, sky, degree)
             cells.append("failed" if run is None else f"{run[0]['resid_rms']:.2f}")

@@ -270,7 +270,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=22, category="Multiscale",
+    type="DetailFit", version=23, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "
@@ -309,7 +309,8 @@ SPEC = NodeSpec(
          "background model "
          "of the narrow image alone (ABE, its degree chosen by cross-validation, higher than 2 only where the "
          "refused wide image sees the same large-scale sky but not what that degree adds; or given as "
-         "floor_degree), or zero where even that finds no gradient. Each decision is a warning and a header card (MSGRCHK) that travels to the "
+         "floor_degree), or zero where even that finds no gradient or where that blind model follows the "
+         "large-scale sky the refused wide image shows (it would take nebula). Each decision is a warning and a header card (MSGRCHK) that travels to the "
          "saved files; where the wide image was itself corrected by a DetailFit (msgr_cascade), that check "
          "travels too (MSGRWCHK, and HISTORY lines MSGR wide check).",
     run=run,

@@ -967,6 +967,14 @@ FOLLOWS_WIDE_MAX = 0.3
 # 2.9-12 on sh2-263/264 with its coverage gate lifted (21-56 % of sky wrong). The margin is thin:
 # the nebula-filled scenes with wide-only nebula (0.4-0.5) are not caught, and go both ways.
 JOINT_MAX_DEPARTURE = 1.1
+# A blind floor's surface (degree 0-2) is not subtracted where it follows the wide image's large-scale
+# sky (correlation of its block means with the wide image's, at least this): it models the nebula
+# both images show. Measured on the surfaces that follow the gradient: -0.04 to 0.35 (the real pairs'
+# degree-2 surfaces, a galaxy field); on those that take nebula: 0.56 (sh2-263/264 with a gentle
+# gradient, 5.21 -> 8.84 % of sky subtracted), 0.85 (a test scene of large nebulae at 80 % coverage,
+# 5.96 -> 14.27); in between 0.52 (sh2-263/264 with another gentle gradient, where the surface took
+# 6.83 to 6.13: now left at 6.83, as the input).
+FLOOR_FOLLOWS_MAX = 0.5
 
 
 def _correlation(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
@@ -980,13 +988,15 @@ def _correlation(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 class Witness:
     """What a refused wide image tells about the narrow image's large scales: block means (``block``
     px) of both beyond their degree-2 ABE surfaces (the gradients), the blocks where both have data,
-    the narrow image's degree-2 surface (H, W), and ``sky_seen``, the correlation of the two."""
+    the narrow image's degree-2 surface (H, W), ``sky_seen``, the correlation of the two, and the
+    wide image's block means themselves (``wide_blocks``)."""
 
     block: int
     valid: np.ndarray
     narrow_surface: np.ndarray
     wide_beyond: np.ndarray
     sky_seen: float
+    wide_blocks: np.ndarray
 
 
 def large_scale_witness(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarray | None = None,
@@ -1037,7 +1047,7 @@ def large_scale_witness(narrow: np.ndarray, wide: np.ndarray, exclude: np.ndarra
         except MsgrError:
             break
         seen = max(seen, _correlation(narrow_blocks - narrow_high, wide_blocks - wide_high, valid))
-    return Witness(block, valid, narrow_surface, wide_beyond, seen)
+    return Witness(block, valid, narrow_surface, wide_beyond, seen, wide_blocks)
 
 
 def choose_floor_degree(narrow: np.ndarray, p: ABEParams, witness: Witness | None = None,
@@ -1182,13 +1192,30 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
             info["floor_witness"] = record["witness"]
     info.update(a=0.0, b=0.0, floor_degree=degree)
     if degree == 0:
-        info["check"] = f"no correction: {why}; no single-image gradient either; nothing was subtracted"
-        zero = np.zeros(narrow.shape, np.float32)
-        return MatchResult(zero, narrow.astype(np.float32).copy(), info)
+        return _nothing_subtracted(narrow, info, f"no correction: {why}; no single-image gradient either; "
+                                                 f"nothing was subtracted")
     p.degree = degree
     surf, _ = fit_background(narrow, p, None, samples)
-    return _floor_result(narrow, surf.evaluate(), info, f"single-image fallback: {why}; used a background model "
+    model = surf.evaluate()
+    if witness is not None and witness.sky_seen >= WITNESS_MIN and not info.get("floor_witness", {}).get("used"):
+        # a blind degree's surface the wide image shows to be sky (its own witnessed degree was checked)
+        follows = _correlation(downsample(model, witness.block), witness.wide_blocks, witness.valid)
+        info["floor_follows_wide"] = follows
+        if follows >= FLOOR_FOLLOWS_MAX:
+            info["floor_degree"] = 0  # what was subtracted: nothing (the check names the degree refused)
+            return _nothing_subtracted(narrow, info, (
+                f"no correction: {why}; a background model of the narrow image alone ({how}) follows the "
+                f"large-scale sky the wide image shows (r = {follows:.2f}): it would take nebula, not gradient, "
+                f"so nothing was subtracted (give ABE's degree by hand, floor_degree, for a frame you know to "
+                f"be mostly empty sky)"))
+    return _floor_result(narrow, model, info, f"single-image fallback: {why}; used a background model "
                                                         f"of the narrow image alone ({how})")
+
+
+def _nothing_subtracted(narrow: np.ndarray, info: dict, check: str) -> MatchResult:
+    """No floor: a zero difference, the narrow image (H, W) as ``fitted``, ``check`` as the verdict."""
+    info["check"] = check
+    return MatchResult(np.zeros(narrow.shape, np.float32), narrow.astype(np.float32).copy(), info)
 
 
 def _floor_result(narrow: np.ndarray, model: np.ndarray, info: dict, check: str) -> MatchResult:
