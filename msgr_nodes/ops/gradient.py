@@ -1137,7 +1137,9 @@ def single_image_floor(narrow: np.ndarray, info: dict, why: str, degree: int = 0
     ABE's ``deviation`` sigma) at ``degree``, or with ``degree`` 0 at a degree chosen blind by
     :func:`choose_floor_degree` (0-2 by cross-validation on held-out sample boxes, higher where the wide
     image shows the added structure is no sky). A constant winning the cross-validation means no
-    gradient is seen: nothing is subtracted then. A degree given by hand is for a frame the user
+    gradient is seen: nothing is subtracted then; nor where that blind surface follows the large-scale
+    sky the wide image shows (correlation of their block means at least FLOOR_FOLLOWS_MAX): it would
+    take the nebula both images see. A degree given by hand is for a frame the user
     knows to be mostly empty sky, where a more flexible surface follows the gradient and not nebula.
     Where the narrow image has no data (a stack's black borders), ABE does not sample it.
 
