@@ -270,7 +270,7 @@ def _refit_sky(samples, settings, model, transform, curve):
 
 
 SPEC = NodeSpec(
-    type="DetailFit", version=24, category="Multiscale",
+    type="DetailFit", version=23, category="Multiscale",
     help="Match the registered wide image to the narrow one, a + b wide, with the slope b measured on fine "
          "detail both images share (band-passes from detail_sigma/2 up; gradients do not bias them, unlike a "
          "LinearFit on large scales), and output the difference narrow - (a + b wide): the gradient plus "

@@ -24,7 +24,7 @@ def run(ctx, inputs, params):
 
 
 SPEC = NodeSpec(
-    type="LinearFit", version=2, category="Intensity",
+    type="LinearFit", version=1, category="Intensity",
     help="Match the target to the reference: target' = a + b * target per channel, with a robust L1 "
          "(least absolute deviation) line over pixels inside (reject_low, reject_high) in both images, "
          "as PixInsight's LinearFit.",

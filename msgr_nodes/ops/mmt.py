@@ -342,14 +342,11 @@ def block_weights(pixels: np.ndarray, n_in: int, f: int) -> tuple[np.ndarray, np
     return i0, i1, (pos - i0).astype(np.float32)
 
 
-def upsample_blocks(small: np.ndarray, shape: tuple[int, int], f: int,
-                    origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """Bilinear upsampling of block means (h, w) to an (H, W) ``shape`` from the block centres (block i
-    covers pixels f i .. f i + f - 1), float32; beyond the outer centres the edge block is repeated.
-    ``origin``: the full-resolution (row, column) of the output's first pixel (a window of the frame)."""
-    i0, i1, wy = block_weights(np.arange(origin[0], origin[0] + shape[0]), small.shape[0], f)
+def _upsample_blocks(small: np.ndarray, shape: tuple[int, int], f: int) -> np.ndarray:
+    """Bilinear upsampling from block centres (block i covers pixels f i .. f i + f - 1)."""
+    i0, i1, wy = block_weights(np.arange(shape[0]), small.shape[0], f)
     rows = small[i0] * (1 - wy)[:, None] + small[i1] * wy[:, None]
-    j0, j1, wx = block_weights(np.arange(origin[1], origin[1] + shape[1]), small.shape[1], f)
+    j0, j1, wx = block_weights(np.arange(shape[1]), small.shape[1], f)
     return (rows[:, j0] * (1 - wx)[None, :] + rows[:, j1] * wx[None, :]).astype(np.float32)
 
 
@@ -368,4 +365,4 @@ def _preview_steps(x, rs, shape, factor: int = 4):
             small = _Codes(huang_median(codes.codes, rs_small, codes.nbins, shape), codes.values,
                            codes.nbins).to_float()
             current_small = small
-        yield (lambda s=current_small: upsample_blocks(s, x.shape, factor)), False
+        yield (lambda s=current_small: _upsample_blocks(s, x.shape, factor)), False

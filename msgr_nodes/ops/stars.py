@@ -496,7 +496,7 @@ def _sum_2x2(a: np.ndarray) -> np.ndarray:
 
 def _bilinear_at(small: np.ndarray, ys: np.ndarray, xs: np.ndarray, f: int) -> np.ndarray:
     """Bilinear interpolation between block centres (block i covers pixels f i .. f i + f - 1) of a
-    grid (h, w), at full-resolution pixels (ys, xs): what ``mmt.upsample_blocks`` gives there."""
+    grid (h, w), at full-resolution pixels (ys, xs): what ``mmt._upsample_blocks`` gives there."""
     from .mmt import block_weights
 
     i0, i1, wy = block_weights(ys, small.shape[0], f)
